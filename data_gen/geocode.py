@@ -1,0 +1,132 @@
+"""Batch reverse geocoding of your own points:
+``python -m data_gen.geocode --osm EXTRACT --in points.csv --out addresses.csv``.
+
+The input needs ``lat`` and ``lon`` columns; every other column is kept. The output adds ``street``,
+``sub_street``, ``district``, ``city`` and ``distance_m``. A point farther than ``--max-distance-m``
+from every street gets an empty street, sub-street and district (never a wrong street), and a row
+whose coordinates are not numbers in range is an error naming its line (or, with ``--skip-bad``,
+is written with empty fields and counted).
+
+Sub-streets follow the paper's partition, with the merge of small sub-streets counted over the
+points in the file (``--min-locations 0`` turns the merge off); the district is that of the point.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from data_gen.cli import parse_config
+from data_gen.errors import DataError, SkipReport, handle
+from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
+from data_gen.osm import embedded_extract_path, read_city
+from data_gen.partition import PartitionConfig, finalise, initial_pieces, merge_small
+
+OUTPUT_COLUMNS = ("street", "sub_street", "district", "city", "distance_m")
+
+
+@dataclass
+class GeocodeConfig:
+    input: Path = field(metadata={"help": "CSV with lat,lon columns", "aliases": ["--in"]})
+    out: Path = field(metadata={"help": "CSV to write (the input's columns plus the address)"})
+    osm: Path | None = field(default=None, metadata={
+        "help": "OpenStreetMap extract; default: the embedded Helsinki extract"})
+    city: str | None = None
+    max_distance_m: float = DEFAULT_MAX_DISTANCE_M
+    min_gap_m: float = PartitionConfig.min_gap_m
+    min_locations: int = PartitionConfig.min_locations
+    skip_bad: bool = field(default=False, metadata={"help": "write bad rows unlabelled and count them"})
+
+
+def _read_points(path: Path, skip: SkipReport | None):
+    if not path.is_file():
+        raise DataError("input CSV not found", path=path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc})", path=path) from exc
+    reader = csv.DictReader(text.splitlines())
+    header = list(reader.fieldnames or [])
+    if "lat" not in header or "lon" not in header:
+        raise DataError(f"needs 'lat' and 'lon' columns, found {header}", path=path, row=1)
+    clash = [c for c in OUTPUT_COLUMNS if c in header]
+    if clash:
+        raise DataError(f"already has output column(s) {clash}", path=path, row=1)
+    records, lat, lon = [], [], []
+    for line, record in enumerate(reader, start=2):
+        try:
+            if None in record:
+                raise DataError("row has more fields than the header", path=path, row=line)
+            values = []
+            for key, low, high in (("lat", -90, 90), ("lon", -180, 180)):
+                try:
+                    v = float(record[key])
+                except (TypeError, ValueError):
+                    raise DataError(f"{key} {record[key]!r} is not a number", path=path, row=line) from None
+                if not math.isfinite(v) or not low <= v <= high:
+                    raise DataError(f"{key} {v} is outside [{low}, {high}]", path=path, row=line)
+                values.append(v)
+        except DataError as exc:
+            handle(exc, skip, "bad_row")
+            values = [math.nan, math.nan]
+        records.append(record)
+        lat.append(values[0])
+        lon.append(values[1])
+    return header, records, np.array(lat), np.array(lon)
+
+
+def geocode_file(config: GeocodeConfig) -> dict:
+    """Geocode ``config.input`` into ``config.out`` (written atomically); returns counts."""
+    skip = SkipReport() if config.skip_bad else None
+    header, records, lat, lon = _read_points(Path(config.input), skip)
+    city = read_city(config.osm or embedded_extract_path(), city=config.city)
+    pieces = initial_pieces(city, PartitionConfig(config.min_gap_m, config.min_locations))
+    first = ReverseGeocoder(city, pieces, max_distance_m=config.max_distance_m).geocode(lat, lon)
+    known = first.sub_street_id >= 0
+    counts = np.bincount(first.sub_street_id[known], minlength=len(pieces))
+    final, remap = merge_small(pieces, counts, config.min_locations)
+    final = finalise(final, city)
+    sub_id = np.where(known, remap[np.maximum(first.sub_street_id, 0)], -1)
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header + list(OUTPUT_COLUMNS))
+            for i, record in enumerate(records):
+                ok = sub_id[i] >= 0
+                writer.writerow([record[k] for k in header] + [
+                    first.street[i], final[sub_id[i]].name if ok else "",
+                    first.district[i] if ok else "", city.city if ok else "",
+                    f"{first.distance_m[i]:.2f}" if ok else ""])
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return {"points": len(records), "known": int((sub_id >= 0).sum()),
+            "unknown": int((sub_id < 0).sum()), "skipped": 0 if skip is None else skip.total}
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(GeocodeConfig, argv, description=__doc__.split("\n")[0])
+    try:
+        counts = geocode_file(config)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{config.out}: {counts['points']} points, {counts['known']} on a street, "
+          f"{counts['unknown']} unknown (farther than {config.max_distance_m} m or invalid)"
+          + (f", {counts['skipped']} bad rows" if counts["skipped"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Image paths inside a dataset root: relative, normalised, and unable to escape the root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from data_gen.errors import DataError
+
+
+def safe_relative_path(relpath: str, *, source: str | Path | None = None, row=None) -> str:
+    """Validate a dataset-relative path: no absolute paths, no ``..``, POSIX separators."""
+    if not isinstance(relpath, str) or not relpath.strip():
+        raise DataError("empty image path", path=source, row=row)
+    if "\x00" in relpath:
+        raise DataError(f"image path {relpath!r} contains a NUL byte", path=source, row=row)
+    posix = relpath.replace("\\", "/")
+    pure = PurePosixPath(posix)
+    if pure.is_absolute() or (len(posix) > 1 and posix[1] == ":"):
+        raise DataError(f"image path {relpath!r} is absolute; paths must be relative to the "
+                        "dataset root", path=source, row=row)
+    if ".." in pure.parts:
+        raise DataError(f"image path {relpath!r} escapes the dataset root", path=source, row=row)
+    return str(pure)
+
+
+def resolve_in_root(root: str | Path, relpath: str, *, source=None, row=None) -> Path:
+    """Join a relative image path onto ``root`` and check the result (symlinks included) stays inside."""
+    root = Path(root).resolve()
+    candidate = (root / safe_relative_path(relpath, source=source, row=row)).resolve()
+    if os.path.commonpath([root, candidate]) != str(root):
+        raise DataError(f"image path {relpath!r} resolves outside the dataset root {root}",
+                        path=source, row=row)
+    return candidate

@@ -1,0 +1,89 @@
+"""Users' own photos: the GPS table that names them, and checks that every image decodes."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from data_gen.errors import DataError, SkipReport, handle
+from data_gen.paths import resolve_in_root, safe_relative_path
+
+REQUIRED_COLUMNS = ("image", "lat", "lon")
+
+
+@dataclass
+class PhotoTable:
+    image: list[str]
+    lat: np.ndarray
+    lon: np.ndarray
+    heading: np.ndarray        # NaN where the table gives none
+    row: np.ndarray            # 1-based CSV line of each entry (header is line 1)
+
+
+def _number(text: str, name: str, path: Path, line: int, low: float, high: float) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise DataError(f"{name} {text!r} is not a number", path=path, row=line) from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise DataError(f"{name} {value} is outside [{low}, {high}]", path=path, row=line)
+    return value
+
+
+def read_gps_csv(path: str | Path, *, skip: SkipReport | None = None) -> PhotoTable:
+    """Read ``image,lat,lon[,heading]`` rows (image relative to the photo folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("GPS table not found", path=path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc})", path=path) from exc
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(f"missing column(s) {missing}; expected a header with "
+                        f"{','.join(REQUIRED_COLUMNS)}[,heading]", path=path, row=1)
+    images, lats, lons, headings, rows, seen = [], [], [], [], [], set()
+    for line, record in enumerate(reader, start=2):
+        try:
+            if None in record or any(record.get(c) in (None, "") for c in REQUIRED_COLUMNS):
+                raise DataError("row has missing or extra fields", path=path, row=line)
+            image = safe_relative_path(record["image"], source=path, row=line)
+            if image in seen:
+                raise DataError(f"image {image!r} is listed twice", path=path, row=line)
+            lat = _number(record["lat"], "lat", path, line, -90.0, 90.0)
+            lon = _number(record["lon"], "lon", path, line, -180.0, 180.0)
+            heading = record.get("heading")
+            heading = _number(heading, "heading", path, line, -360.0, 360.0) % 360.0 if heading else math.nan
+        except DataError as exc:
+            handle(exc, skip, "bad_gps_row")
+            continue
+        seen.add(image)
+        images.append(image), lats.append(lat), lons.append(lon), headings.append(heading), rows.append(line)
+    if not images:
+        raise DataError("no usable rows", path=path)
+    return PhotoTable(images, np.array(lats), np.array(lons), np.array(headings), np.array(rows))
+
+
+def check_image(root: Path, relpath: str, source: Path, row: int) -> None:
+    """Fully decode one image (a truncated JPEG passes ``verify()`` but not ``load()``)."""
+    path = resolve_in_root(root, relpath, source=source, row=row)
+    if not path.is_file():
+        raise DataError(f"image {relpath!r} not found under {root}", path=source, row=row)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.width < 8 or image.height < 8:
+                raise DataError(f"image {relpath!r} is only {image.width}x{image.height} pixels",
+                                path=source, row=row)
+    except DataError:
+        raise
+    except Exception as exc:     # PIL raises many types for corrupt files
+        raise DataError(f"image {relpath!r} cannot be decoded ({type(exc).__name__}: {exc})",
+                        path=source, row=row) from exc

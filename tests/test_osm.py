@@ -1,0 +1,83 @@
+"""The OSM reader on the real Helsinki extract, and its errors on bad extracts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from data_gen.errors import DataError
+from data_gen.osm import read_city
+
+OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>
+<osm version="0.6" generator="test">
+ <node id="1" lat="60.1700" lon="24.9400" version="1"/>
+ <node id="2" lat="60.1700" lon="24.9420" version="1"/>
+ <node id="3" lat="60.1710" lon="24.9410" version="1"/>
+ <way id="10" version="1"><nd ref="1"/><nd ref="2"/>{tags}</way>
+</osm>
+"""
+
+
+def test_reads_real_streets_in_metres(helsinki):
+    assert helsinki.city == "Helsinki"
+    assert helsinki.projection.crs == "EPSG:32635"        # UTM 35N for central Helsinki
+    names = {s.name for s in helsinki.streets}
+    assert {"Aleksanterinkatu", "Mannerheimintie", "Unioninkatu", "Fabianinkatu"} <= names
+    assert 50 <= len(helsinki.streets) <= 100
+    total_km = sum(s.length_m for s in helsinki.streets) / 1000
+    assert 18 < total_km < 30
+
+
+def test_pedestrian_areas_and_parallel_carriageways_do_not_double_streets(helsinki):
+    # Aleksanterinkatu is ~700 m long in the extract; its pedestrian *area* outlines (closed rings
+    # of 1.0-1.1 km) once made it a loop of twice that length.
+    street = helsinki.street("Aleksanterinkatu")
+    assert len(street.parts) == 1
+    assert 600 < street.length_m < 800
+    for s in helsinki.streets:
+        for part in s.parts:
+            assert not part.is_closed or part.length < 200, s.name
+
+
+def test_intersections_are_shared_nodes_of_two_named_streets(helsinki):
+    pairs = {frozenset(i.streets) for i in helsinki.intersections}
+    assert frozenset({"Aleksanterinkatu", "Fabianinkatu"}) in pairs
+    assert frozenset({"Aleksanterinkatu", "Unioninkatu"}) in pairs
+    for node in helsinki.intersections:
+        assert len(node.streets) >= 2
+
+
+def test_districts_from_clipped_boundaries(helsinki):
+    names = {d.name for d in helsinki.districts}
+    assert names == {"Kaartinkaupunki", "Kallio", "Kamppi", "Kluuvi", "Kruununhaka", "Punavuori"}
+    assert {d.source for d in helsinki.districts} == {"partial-boundary"}
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        read_city(tmp_path / "nope.osm.pbf")
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.osm.pbf"
+    bad.write_bytes(b"\x00\x01 this is not a pbf" * 10)
+    with pytest.raises(DataError, match="bad.osm.pbf"):
+        read_city(bad)
+
+
+def test_extract_without_named_streets_is_a_clear_error(tmp_path):
+    path = tmp_path / "unnamed.osm"
+    path.write_text(OSM_XML.format(tags='<tag k="highway" v="residential"/>'))
+    with pytest.raises(DataError, match="no named streets"):
+        read_city(path)
+
+
+def test_small_xml_extract_reads(tmp_path):
+    path = tmp_path / "one.osm"
+    path.write_text(OSM_XML.format(tags='<tag k="highway" v="residential"/><tag k="name" v="Testikatu"/>'))
+    city = read_city(path, city="Testila")
+    assert [s.name for s in city.streets] == ["Testikatu"]
+    assert city.city == "Testila"
+    # 0.002 degrees of longitude at 60 N is ~111 m, not the ~222 m of a degree of latitude
+    assert city.streets[0].length_m == pytest.approx(111.4, abs=1.0)
