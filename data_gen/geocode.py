@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from data_gen.cli import parse_config
+from data_gen.csvtable import number_in_range, read_rows
 from data_gen.errors import DataError, SkipReport, handle
 from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
 from data_gen.osm import embedded_extract_path, read_city
@@ -46,33 +47,17 @@ class GeocodeConfig:
 
 
 def _read_points(path: Path, skip: SkipReport | None):
-    if not path.is_file():
-        raise DataError("input CSV not found", path=path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text ({exc})", path=path) from exc
-    reader = csv.DictReader(text.splitlines())
-    header = list(reader.fieldnames or [])
-    if "lat" not in header or "lon" not in header:
-        raise DataError(f"needs 'lat' and 'lon' columns, found {header}", path=path, row=1)
+    header, rows = read_rows(path, ("lat", "lon"), "input CSV")
     clash = [c for c in OUTPUT_COLUMNS if c in header]
     if clash:
         raise DataError(f"already has output column(s) {clash}", path=path, row=1)
     records, lat, lon = [], [], []
-    for line, record in enumerate(reader, start=2):
+    for line, record in rows:
         try:
             if None in record:
                 raise DataError("row has more fields than the header", path=path, row=line)
-            values = []
-            for key, low, high in (("lat", -90, 90), ("lon", -180, 180)):
-                try:
-                    v = float(record[key])
-                except (TypeError, ValueError):
-                    raise DataError(f"{key} {record[key]!r} is not a number", path=path, row=line) from None
-                if not math.isfinite(v) or not low <= v <= high:
-                    raise DataError(f"{key} {v} is outside [{low}, {high}]", path=path, row=line)
-                values.append(v)
+            values = [number_in_range(record["lat"], "lat", -90, 90, path, line),
+                      number_in_range(record["lon"], "lon", -180, 180, path, line)]
         except DataError as exc:
             handle(exc, skip, "bad_row")
             values = [math.nan, math.nan]

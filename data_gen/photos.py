@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from data_gen.csvtable import number_in_range, read_rows
 from data_gen.errors import DataError, SkipReport, handle
 from data_gen.paths import resolve_in_root, safe_relative_path
 
@@ -25,42 +25,23 @@ class PhotoTable:
     row: np.ndarray            # 1-based CSV line of each entry (header is line 1)
 
 
-def _number(text: str, name: str, path: Path, line: int, low: float, high: float) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise DataError(f"{name} {text!r} is not a number", path=path, row=line) from None
-    if not math.isfinite(value) or not low <= value <= high:
-        raise DataError(f"{name} {value} is outside [{low}, {high}]", path=path, row=line)
-    return value
-
-
 def read_gps_csv(path: str | Path, *, skip: SkipReport | None = None) -> PhotoTable:
     """Read ``image,lat,lon[,heading]`` rows (image relative to the photo folder)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("GPS table not found", path=path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text ({exc})", path=path) from exc
-    reader = csv.DictReader(text.splitlines())
-    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise DataError(f"missing column(s) {missing}; expected a header with "
-                        f"{','.join(REQUIRED_COLUMNS)}[,heading]", path=path, row=1)
+    _, records = read_rows(path, REQUIRED_COLUMNS, "GPS table")
     images, lats, lons, headings, rows, seen = [], [], [], [], [], set()
-    for line, record in enumerate(reader, start=2):
+    for line, record in records:
         try:
             if None in record or any(record.get(c) in (None, "") for c in REQUIRED_COLUMNS):
                 raise DataError("row has missing or extra fields", path=path, row=line)
             image = safe_relative_path(record["image"], source=path, row=line)
             if image in seen:
                 raise DataError(f"image {image!r} is listed twice", path=path, row=line)
-            lat = _number(record["lat"], "lat", path, line, -90.0, 90.0)
-            lon = _number(record["lon"], "lon", path, line, -180.0, 180.0)
+            lat = number_in_range(record["lat"], "lat", -90.0, 90.0, path, line)
+            lon = number_in_range(record["lon"], "lon", -180.0, 180.0, path, line)
             heading = record.get("heading")
-            heading = _number(heading, "heading", path, line, -360.0, 360.0) % 360.0 if heading else math.nan
+            heading = (number_in_range(heading, "heading", -360.0, 360.0, path, line) % 360.0
+                       if heading else math.nan)
         except DataError as exc:
             handle(exc, skip, "bad_gps_row")
             continue

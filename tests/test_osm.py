@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import shapely
 
 from data_gen.errors import DataError
 from data_gen.osm import read_city
