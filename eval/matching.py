@@ -1,0 +1,164 @@
+"""Find the names of one category (streets, districts, cities...) in a normalised token list.
+
+Built once per name list, used for every answer (the tables are the expensive part):
+
+- exact: a dict from each name's *compact* key (normalised, spaces removed) to the name, probed with
+  the compact form of every token span up to the longest name, so "Aleksanterin katu",
+  "Aleksanterinkatu" and "GrantStreet" all hit;
+- fuzzy: spans that are not exact hits are scored against every compact key in one
+  ``rapidfuzz.process.cdist`` call (``fuzz.ratio``, a 0-100 normalised Indel similarity); the best
+  key is kept when the span reaches the cut-off *and so does its distinctive core* (the name
+  without its street type or compound suffix, :func:`eval.normalize.core`): "Grand Street" is as
+  close to "Grant Street" as a typo, but "grand" is not "grant". Names whose core is shorter than
+  ``min_fuzzy_chars`` match only exactly, and spans may not begin or end with a function word or
+  begin with a number, so short common words never match a name by accident.
+
+Overlapping hits are resolved greedily: the longest span (in characters) wins, then the higher
+score, then the earlier position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from eval.normalize import compact, core, tokenize
+
+# Function words that never begin or end a fuzzy span (a name is not "the grant street in").
+FUNCTION_WORDS = frozenset({
+    "the", "a", "an", "of", "in", "on", "at", "and", "or", "to", "near", "by", "is", "was", "be",
+    "this", "that", "it", "its", "with", "from", "for", "as", "might", "may", "could", "photo",
+    "taken", "possibly", "probably", "likely", "located", "address",
+})
+
+
+@dataclass(frozen=True)
+class Match:
+    start: int       # first token index
+    end: int         # one past the last token index
+    name: str        # canonical name
+    score: float     # 100 for an exact hit
+    chars: int       # length of the matched span's compact key (the "longest" in preferences)
+
+    def overlaps(self, other: "Match") -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+class NameIndex:
+    """Exact and fuzzy lookup of a fixed set of names (aliases map to their canonical name)."""
+
+    def __init__(self, names: Iterable[tuple[str, str]], *, fuzzy_cutoff: float,
+                 min_fuzzy_chars: int):
+        """``names``: (surface form, canonical name) pairs; the first canonical name of a key wins."""
+        self.exact: dict[str, str] = {}
+        cores: dict[str, str] = {}
+        max_words = 1
+        for surface, canonical in names:
+            words = [t.word for t in tokenize(surface)]
+            key = "".join(words)
+            if key and key not in self.exact:
+                self.exact[key] = canonical
+                cores[key] = core(words)
+                max_words = max(max_words, len(words))
+        self.fuzzy_cutoff = float(fuzzy_cutoff)
+        self.min_fuzzy_chars = int(min_fuzzy_chars)
+        # A name written with every compound split or every abbreviation spelled out spans at most a
+        # few more tokens than its own word count.
+        self.max_span = max_words + 2
+        self.max_key_chars = max((len(k) for k in self.exact), default=0)
+        self.fuzzy_keys = [k for k in self.exact if len(cores[k]) >= self.min_fuzzy_chars]
+        self.fuzzy_names = [self.exact[k] for k in self.fuzzy_keys]
+        self.fuzzy_cores = [cores[k] for k in self.fuzzy_keys]
+        # ratio = 2m / (a + b) <= 2a / (a + b): spans longer than this cannot reach the cut-off.
+        slack = 200.0 / max(self.fuzzy_cutoff, 1.0) - 1.0
+        self.max_fuzzy_chars = int(self.max_key_chars * slack) + 1
+
+    def __len__(self) -> int:
+        return len(self.exact)
+
+    def find(self, words: Sequence[str]) -> list[Match]:
+        """Non-overlapping hits in ``words``, in text order."""
+        hits = self._exact_hits(words)
+        if self.fuzzy_keys and self.fuzzy_cutoff <= 100:
+            hits += self._fuzzy_hits(words, hits)
+        return resolve_overlaps(hits)
+
+    def lookup(self, text: str) -> str | None:
+        """The name ``text`` denotes on its own (exact, else best fuzzy), or None."""
+        key = compact(text)
+        if not key:
+            return None
+        if key in self.exact:
+            return self.exact[key]
+        if len(key) < self.min_fuzzy_chars or not self.fuzzy_keys:
+            return None
+        best = process.extractOne(key, self.fuzzy_keys, scorer=fuzz.ratio,
+                                  score_cutoff=self.fuzzy_cutoff)
+        if best is None or not self._core_close(core([t.word for t in tokenize(text)]), best[2]):
+            return None
+        return self.fuzzy_names[best[2]]
+
+    def _core_close(self, span_core: str, k: int) -> bool:
+        return fuzz.ratio(span_core, self.fuzzy_cores[k]) >= self.fuzzy_cutoff
+
+    def _exact_hits(self, words: Sequence[str]) -> list[Match]:
+        hits = []
+        n = len(words)
+        for i in range(n):
+            key = ""
+            for j in range(i, min(n, i + self.max_span)):
+                key += words[j]
+                if len(key) > self.max_key_chars:
+                    break
+                name = self.exact.get(key)
+                if name is not None:
+                    hits.append(Match(i, j + 1, name, 100.0, len(key)))
+        return hits
+
+    def _fuzzy_hits(self, words: Sequence[str], exact: list[Match]) -> list[Match]:
+        taken = np.zeros(len(words) + 1, dtype=bool)
+        for m in exact:
+            taken[m.start:m.end] = True
+        spans: dict[str, list[tuple[int, int]]] = {}
+        n = len(words)
+        for i in range(n):
+            first = words[i]
+            if taken[i] or first in FUNCTION_WORDS or first.isdigit():
+                continue
+            key = ""
+            for j in range(i, min(n, i + self.max_span)):
+                if taken[j]:
+                    break
+                key += words[j]
+                if len(key) > self.max_fuzzy_chars:
+                    break
+                if len(key) >= self.min_fuzzy_chars and words[j] not in FUNCTION_WORDS:
+                    spans.setdefault(key, []).append((i, j + 1))
+        if not spans:
+            return []
+        keys = list(spans)
+        scores = process.cdist(keys, self.fuzzy_keys, scorer=fuzz.ratio,
+                               score_cutoff=self.fuzzy_cutoff, workers=1)
+        best = scores.argmax(axis=1)
+        best_score = scores[np.arange(len(keys)), best]
+        hits = []
+        for k in np.flatnonzero(best_score >= self.fuzzy_cutoff):
+            start, end = spans[keys[k]][0]
+            if not self._core_close(core(list(words[start:end])), int(best[k])):
+                continue
+            name = self.fuzzy_names[best[k]]
+            for start, end in spans[keys[k]]:
+                hits.append(Match(start, end, name, float(best_score[k]), len(keys[k])))
+        return hits
+
+
+def resolve_overlaps(hits: list[Match]) -> list[Match]:
+    """Greedy: longest span first, then best score, then earliest; returned in text order."""
+    chosen: list[Match] = []
+    for m in sorted(hits, key=lambda h: (-h.chars, -h.score, h.start)):
+        if not any(m.overlaps(c) for c in chosen):
+            chosen.append(m)
+    return sorted(chosen, key=lambda h: h.start)

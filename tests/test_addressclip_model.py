@@ -1,0 +1,146 @@
+"""Model creation and loading: the registered tiny config, local checkpoints, pickle safety, clear
+errors for another architecture, tower locks, and the trimmed text encoder."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import open_clip
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from addressclip.checkpoint import save_model_dir
+from addressclip.model import (REGISTRY_DIR, AddressCLIP, CheckpointError, apply_locks, count_parameters,
+                               create_clip, encode_text, load_clip_dir, resolve_quick_gelu)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return create_clip("AddressCLIP-Tiny")
+
+
+@pytest.fixture
+def other_arch(tmp_path):
+    """A second registered architecture (the tiny one at width 64) to make mismatching checkpoints."""
+    cfg = json.loads((REGISTRY_DIR / "AddressCLIP-Tiny.json").read_text())
+    cfg["vision_cfg"]["width"] = 64
+    path = tmp_path / "configs" / "Test-Other-Arch.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(cfg))
+    open_clip.add_model_config(path)
+    return "Test-Other-Arch"
+
+
+def test_tiny_config_is_a_registered_json_not_code(tiny):
+    assert (REGISTRY_DIR / "AddressCLIP-Tiny.json").is_file()
+    assert "AddressCLIP-Tiny" in open_clip.list_models()
+    model, config = tiny
+    n = count_parameters(model)
+    assert 2e6 < n["total"] < 12e6          # a few million parameters
+    assert n["trainable"] == n["total"]     # both towers trainable by default
+    assert config["preprocess_cfg"]["size"] == (64, 64)
+    v = model.visual
+    assert v.attn_pool is None and v.pool_type == "tok" and not isinstance(v.ln_pre, torch.nn.Identity)
+
+
+def test_trimmed_text_encoder_equals_open_clip(tiny):
+    model, _ = tiny
+    tok = open_clip.get_tokenizer("AddressCLIP-Tiny")
+    texts = ["Mannerheimintie & Lonnrotinkatu, Kamppi", "x",
+             "a street view of a red building with parked cars, Alphakatu & Northtie, Kallio"]
+    tokens = tok(texts)
+    with torch.no_grad():
+        ref = model.encode_text(tokens)
+        got = encode_text(model, tokens)
+    assert torch.allclose(ref, got, atol=1e-5)
+    wrapper = AddressCLIP(model)
+    feats = wrapper(torch.randn(2, 3, 64, 64), tokens[:2], torch.tensor([1, 0]), tokens[1:])
+    assert feats["address"].shape == (2, 128)
+    assert torch.allclose(feats["address"][0], torch.nn.functional.normalize(ref[1], dim=-1), atol=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_local_checkpoint_file_loads(tiny, tmp_path, suffix):
+    model, _ = tiny
+    path = tmp_path / f"weights{suffix}"
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path)) if suffix == ".safetensors" else torch.save(state, path)
+    torch.manual_seed(123)  # a different random init, overwritten by the file
+    loaded, _ = create_clip("AddressCLIP-Tiny", str(path))
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+def test_checkpoint_dir_loads_here_and_with_stock_open_clip(tiny, tmp_path):
+    model, config = tiny
+    save_model_dir(tmp_path / "ckpt", model, config)
+    ours, _ = load_clip_dir(tmp_path / "ckpt")
+    stock = open_clip.create_model(f"local-dir:{tmp_path / 'ckpt'}")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(ours.encode_image(x), model.encode_image(x))
+        assert torch.allclose(stock.encode_image(x), model.encode_image(x), atol=1e-6)
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # would create a file if unpickled
+
+
+def test_loading_never_executes_pickled_code(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        torch.save({"visual.proj": _Evil(str(marker))}, f, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match="weights_only"):
+        create_clip("AddressCLIP-Tiny", str(path))
+    assert not marker.exists()
+
+
+def test_checkpoint_from_another_architecture_is_a_clear_error(tiny, other_arch, tmp_path):
+    other, cfg = create_clip(other_arch)
+    path = tmp_path / "other.safetensors"
+    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, str(path))
+    with pytest.raises(CheckpointError, match=r"does not fit .*differ in shape.*visual\.conv1\.weight"):
+        create_clip("AddressCLIP-Tiny", str(path))
+    # the same through a checkpoint directory whose config says tiny but whose weights are not
+    model, config = tiny
+    save_model_dir(tmp_path / "ckpt", model, config)
+    save_file({k: v.contiguous() for k, v in other.state_dict().items()},
+              str(tmp_path / "ckpt" / "open_clip_model.safetensors"))
+    with pytest.raises(CheckpointError, match="another --model"):
+        load_clip_dir(tmp_path / "ckpt")
+
+
+def test_unknown_model_or_tag_is_a_clear_error():
+    with pytest.raises(CheckpointError, match="unknown model"):
+        create_clip("No-Such-Model")
+    with pytest.raises(CheckpointError, match="neither a file nor a tag"):
+        create_clip("AddressCLIP-Tiny", "/no/such/file.safetensors")
+
+
+def test_lock_flags_freeze_one_tower():
+    m, _ = create_clip("AddressCLIP-Tiny")
+    apply_locks(m, lock_image=True, image_unlocked_groups=0, lock_text=False, text_unlocked_layers=0)
+    assert not any(p.requires_grad for p in m.visual.parameters())
+    assert m.token_embedding.weight.requires_grad
+    m, _ = create_clip("AddressCLIP-Tiny")
+    apply_locks(m, lock_image=False, image_unlocked_groups=0, lock_text=True, text_unlocked_layers=2)
+    assert all(p.requires_grad for p in m.visual.parameters())
+    assert not m.token_embedding.weight.requires_grad
+    assert not m.transformer.resblocks[0].mlp.c_fc.weight.requires_grad
+    # open_clip's groups from the end: the projection, then the last block with ln_final
+    assert m.text_projection.requires_grad and m.transformer.resblocks[-1].mlp.c_fc.weight.requires_grad
+
+
+def test_quick_gelu_follows_the_pretrained_tag_unless_told():
+    assert resolve_quick_gelu("ViT-B-16", "openai", None) is True       # OpenAI weights: QuickGELU
+    assert resolve_quick_gelu("ViT-B-16", None, None) is False
+    assert resolve_quick_gelu("ViT-B-16", "openai", False) is False     # the user decides
+    assert resolve_quick_gelu("AddressCLIP-Tiny", None, None) is False
