@@ -187,6 +187,8 @@ def export_vision_tower(clip: nn.Module, preprocess_cfg: dict, out: str | Path, 
               "hidden_size": config.hidden_size, "num_hidden_layers": config.num_hidden_layers,
               "hidden_act": config.hidden_act, "image_size": config.image_size}
     if check:
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
         hf, info = CLIPVisionModel.from_pretrained(tmp, output_loading_info=True)
         bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys",
                                                                "mismatched_keys")}
