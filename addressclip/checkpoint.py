@@ -12,21 +12,33 @@ Layout of a run directory::
     checkpoints/latest.json         {"checkpoint": "step_000123", ...}: what ``--resume latest`` loads
     tensorboard/, train_log.jsonl   scalars
 
-Atomicity: a checkpoint directory is written under a temporary name and renamed into place with
-``os.replace``; only then is ``latest.json`` rewritten (temporary file + ``os.replace``). A crash at
-any moment leaves ``latest.json`` pointing at a complete checkpoint.
+Atomicity: a checkpoint directory is written under a temporary name, its files are flushed to disk
+(``fsync``), and it is renamed into place with ``os.replace``; only then is ``latest.json`` rewritten
+(temporary file + ``os.replace``). A crash at any moment, the process killed or the power lost,
+leaves ``latest.json`` pointing at a complete checkpoint.
+
+Validation: damage can still happen after the fact (a disk that filled up while a file was copied, a
+truncated copy between machines, a file deleted by hand). ``resolve_checkpoint(..., "latest")``
+therefore checks the checkpoint it is about to return (safetensors header against the file size,
+the training state's zip directory, the JSON files) and, when it is damaged, logs a warning naming
+the file and falls back to the previous complete checkpoint. A checkpoint named explicitly is checked
+too, but never replaced by another one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
+import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from addressclip.model import CheckpointError
@@ -37,12 +49,37 @@ LATEST = "latest.json"
 MODEL_FILE = "open_clip_model.safetensors"
 CONFIG_FILE = "open_clip_config.json"
 STATE_FILE = "training_state.pt"
+META_FILE = "state.json"
+STEP_DIR = re.compile(r"^step_(\d+)$")
+# What an interrupted save leaves beside the checkpoints: ``.step_000012.tmp.PID`` (a directory being
+# written), ``.step_000012.old.PID`` (the copy being replaced), ``.latest.json.PID.tmp``.
+TEMPORARY = re.compile(r"^\.(.+)\.(tmp|old)\.\d+$|^\.latest\.json\.\d+\.tmp$")
+
+log = logging.getLogger("addressclip.checkpoint")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or directory to disk: a rename is only durable once what it renames is."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(directory: Path) -> None:
+    for child in directory.iterdir():
+        if child.is_file():
+            _fsync(child)
+    _fsync(directory)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
+    _fsync(tmp)
     os.replace(tmp, path)
+    _fsync(path.parent)
 
 
 def write_model_files(directory: Path, clip: torch.nn.Module, config: dict) -> None:
@@ -54,6 +91,8 @@ def write_model_files(directory: Path, clip: torch.nn.Module, config: dict) -> N
 
 
 def _publish(tmp: Path, final: Path) -> None:
+    """Rename the finished temporary directory ``tmp`` to ``final`` (after flushing it to disk)."""
+    _fsync_tree(tmp)
     if final.exists():  # re-saving the same step (e.g. after a resume): swap, then delete the old one
         old = final.with_name(f".{final.name}.old.{os.getpid()}")
         os.replace(final, old)
@@ -61,6 +100,7 @@ def _publish(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
+    _fsync(final.parent)
 
 
 def save_model_dir(path: str | Path, clip: torch.nn.Module, config: dict) -> Path:
@@ -110,7 +150,7 @@ def save_checkpoint(run_dir: str | Path, *, clip: torch.nn.Module, model_config:
     torch.save({"optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else {},
                 "rng": rng_state(), **meta}, tmp / STATE_FILE)
-    (tmp / "state.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     _publish(tmp, final)
     _atomic_write_text(ckpt_root / LATEST, json.dumps({"checkpoint": name, **meta}, indent=2))
     steps = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())
@@ -120,22 +160,134 @@ def save_checkpoint(run_dir: str | Path, *, clip: torch.nn.Module, model_config:
     return final
 
 
-def resolve_checkpoint(run_dir: str | Path, which: str) -> Path:
-    """``latest``, ``init``, a name under ``checkpoints/`` or a directory path -> checkpoint dir."""
+def _safetensors_problem(path: Path) -> str | None:
+    """safetensors checks that its header's tensor offsets cover the file exactly: a truncated or
+    padded file fails here, without reading the tensors."""
+    try:
+        with safe_open(str(path), framework="pt"):
+            return None
+    except (SafetensorError, OSError) as exc:
+        return f"{path}: truncated or corrupt safetensors file ({exc})"
+
+
+def _torch_zip_problem(path: Path) -> str | None:
+    """``torch.save`` writes a zip archive whose directory sits at the end: a truncated file has none."""
+    try:
+        with zipfile.ZipFile(path):
+            return None
+    except (zipfile.BadZipFile, OSError) as exc:
+        return f"{path}: truncated or corrupt training state ({exc})"
+
+
+def _json_problem(path: Path) -> str | None:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return None
+    except (ValueError, OSError) as exc:
+        return f"{path}: truncated or corrupt JSON ({exc})"
+
+
+def checkpoint_problem(path: str | Path, *, training_state: bool) -> str | None:
+    """Why the checkpoint directory ``path`` cannot be used, naming the file; None if it can.
+
+    Reads headers only (cheap enough to run on every resolve). ``training_state`` also requires what
+    a resume needs besides the weights (``training_state.pt``, ``state.json``); ``init`` and exported
+    model directories hold weights only and are fine for evaluation.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return f"{path}: no such checkpoint directory"
+    if not (path / MODEL_FILE).is_file():
+        return f"{path}: not a checkpoint directory (no {MODEL_FILE})"
+    required = [(MODEL_FILE, _safetensors_problem), (CONFIG_FILE, _json_problem)]
+    if training_state:
+        required += [(STATE_FILE, _torch_zip_problem), (META_FILE, _json_problem)]
+    for name, check in required:
+        file = path / name
+        if not file.is_file():
+            return f"{file}: missing" + (f"; {path} cannot be resumed from (model weights only)"
+                                         if name == STATE_FILE else "")
+        problem = check(file)
+        if problem:
+            return problem
+    return None
+
+
+def _step_of(path: Path) -> int:
+    return int(STEP_DIR.match(path.name).group(1))
+
+
+def _latest_candidates(ckpt_root: Path) -> list[Path]:
+    """Checkpoints to try for ``latest``, best first: the one ``latest.json`` names, then the older
+    step checkpoints, newest first. A step directory newer than the pointer is not trusted (it may
+    belong to a branch abandoned by an explicit ``--resume step_N``). Without a readable pointer
+    (a first save interrupted between publishing and pointing, or a damaged pointer): every step
+    checkpoint, newest first."""
+    steps = sorted((p for p in ckpt_root.glob("step_*") if p.is_dir() and STEP_DIR.match(p.name)),
+                   key=_step_of, reverse=True)
+    pointer = ckpt_root / LATEST
+    if not pointer.is_file():
+        return steps
+    try:
+        named = ckpt_root / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
+        newest = _step_of(named)
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        log.warning("%s: unreadable (%s); looking for the newest complete step checkpoint instead",
+                    pointer, exc)
+        return steps
+    return [named, *(p for p in steps if _step_of(p) < newest)]
+
+
+def _latest_complete(ckpt_root: Path, training_state: bool) -> Path:
+    """The newest usable checkpoint; every damaged one skipped on the way is logged with its file."""
+    candidates = _latest_candidates(ckpt_root)
+    if not candidates:
+        raise CheckpointError(f"{ckpt_root / LATEST}: no checkpoint to resume from (no training step "
+                              "has been saved in this run directory yet)")
+    problems = []
+    for path in candidates:
+        problem = checkpoint_problem(path, training_state=training_state)
+        if problem is None:
+            if problems:
+                log.warning("using %s, the newest complete checkpoint", path)
+            return path
+        problems.append(problem)
+        log.warning("checkpoint %s is unusable: %s; trying the previous one", path.name, problem)
+    raise CheckpointError(f"{ckpt_root}: no checkpoint to resume from: every one is damaged: "
+                          + "; ".join(problems))
+
+
+def resolve_checkpoint(run_dir: str | Path, which: str, *, for_resume: bool = False) -> Path:
+    """``latest``, ``init``, a name under ``checkpoints/`` or a directory path -> checkpoint dir.
+
+    ``latest`` falls back past damaged checkpoints (see the module docstring); an explicitly named
+    checkpoint that is damaged is an error. ``for_resume`` also requires the training state.
+    """
     ckpt_root = Path(run_dir) / CHECKPOINTS
     if which == "latest":
-        pointer = ckpt_root / LATEST
-        if not pointer.is_file():
-            raise CheckpointError(f"{pointer}: no checkpoint to resume from (no training step has "
-                                  "been saved in this run directory yet)")
-        path = ckpt_root / json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
-    elif (ckpt_root / which).is_dir():
-        path = ckpt_root / which
-    else:
-        path = Path(which)
-    if not (path / MODEL_FILE).is_file():
-        raise CheckpointError(f"{path}: not a checkpoint directory (no {MODEL_FILE})")
+        return _latest_complete(ckpt_root, for_resume)
+    path = ckpt_root / which if (ckpt_root / which).is_dir() else Path(which)
+    problem = checkpoint_problem(path, training_state=for_resume)
+    if problem:
+        raise CheckpointError(problem)
     return path
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete what interrupted saves left in ``checkpoints/`` (hidden ``.tmp``/``.old`` entries).
+
+    They are never read (hidden names, never pointed at), but each can be as large as a checkpoint.
+    Call only from the process that writes checkpoints, before it writes any.
+    """
+    ckpt_root = Path(run_dir) / CHECKPOINTS
+    removed = [p for p in ckpt_root.glob(".*") if TEMPORARY.match(p.name)] if ckpt_root.is_dir() else []
+    for path in removed:
+        log.info("removing %s, left by an interrupted save", path)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return removed
 
 
 def load_training_state(ckpt_dir: str | Path) -> dict:

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from data_gen.dataset import IALDataset
 from data_gen.errors import DataError
+from data_gen.photos import open_rgb
 
 
 @dataclass
@@ -134,9 +135,10 @@ class IALImageDataset(Dataset):
         if limit is not None:
             rows = rows.select(range(min(limit, len(rows))))
         self.split = split
+        self.source = f"{ial.root} [{split}]"
         self.labels = candidates.labels(ial, split)[:len(rows)]
-        self.paths = [str(ial.image_path(p)) for p in rows["image"]]
         self.ids = list(rows["id"])
+        self.paths = [str(ial.image_path(p, row=rid)) for p, rid in zip(rows["image"], self.ids)]
         east = np.asarray(rows["utm_easting"], dtype=np.float64)
         north = np.asarray(rows["utm_northing"], dtype=np.float64)
         self.utm = np.stack([east, north], axis=1)
@@ -161,11 +163,9 @@ class IALImageDataset(Dataset):
         return len(self.paths)
 
     def _load(self, i: int) -> Image.Image:
-        try:
-            with Image.open(self.paths[i]) as im:
-                return im.convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read image ({exc})", path=self.paths[i]) from exc
+        """The image as RGB; a file that does not decode is a DataError naming the dataset, split,
+        image id and path, so that even from inside a DataLoader worker the bad file is known."""
+        return open_rgb(self.paths[i], source=self.source, row=self.ids[i])
 
     def __getitem__(self, key):
         i, seed = key if isinstance(key, tuple) else (key, None)

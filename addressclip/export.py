@@ -189,7 +189,8 @@ def export_vision_tower(clip: nn.Module, preprocess_cfg: dict, out: str | Path, 
     if check:
         from transformers.utils import logging as hf_logging
         hf_logging.disable_progress_bar()
-        hf, info = CLIPVisionModel.from_pretrained(tmp, output_loading_info=True)
+        hf, info = CLIPVisionModel.from_pretrained(tmp, output_loading_info=True,
+                                                   use_safetensors=True)
         bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys",
                                                                "mismatched_keys")}
         if bad:

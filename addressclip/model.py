@@ -56,7 +56,11 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: checkpoint file not found")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # SafetensorError, OSError: e.g. a pickle renamed .safetensors
+            raise CheckpointError(f"{path}: not a readable safetensors file "
+                                  f"({type(exc).__name__}: {exc})") from exc
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError and friends: refuse, never fall back

@@ -10,7 +10,10 @@ under autocast, the three losses over the gathered global batch, backward; DDP s
 the last); optional gradient clipping; optimizer step; logit scale clamped to [0, ln 100]; timing and
 logging; checkpoint and stop checks. After every epoch: validation (SSA/SA on the val split) and an
 atomic checkpoint. ``--resume latest`` continues the same run at the same step, optimizer and scaler
-state, position in the epoch and RNG state (see :mod:`addressclip.checkpoint`).
+state, position in the epoch and RNG state (see :mod:`addressclip.checkpoint`); a damaged latest
+checkpoint is reported (naming the file) and the previous complete one is used instead. The process
+may be killed at any moment (``kill -9``, preemption): the resumed run ends with the same weights as
+an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from addressclip.data import CandidateSet, EpochBatchSampler, IALImageDataset, e
 from addressclip.distributed import DistEnv, barrier, broadcast_object, cleanup, init_distributed
 from addressclip.evaluate import encode_texts, predict, score
 from addressclip.losses import AddressCLIPLoss, LossWeights
-from addressclip.model import AddressCLIP, apply_locks, count_parameters, create_clip, load_weights
+from addressclip.model import (AddressCLIP, CheckpointError, apply_locks, count_parameters, create_clip,
+                               load_weights)
 from addressclip.precision import autocast, grad_scaler, resolve_precision
 from addressclip.scheduler import lr_at, set_lr
 from data_gen.dataset import load_dataset_dir
@@ -109,6 +113,22 @@ def validate(model: AddressCLIP, loader, candidates: CandidateSet, cand_tokens, 
     return score(top, labels, candidates)
 
 
+def log_lines_until(path: Path, step: int) -> list[str]:
+    """The lines of the JSON-lines log ``path`` up to ``step``. A process killed while writing can
+    leave a torn last line; it is dropped with a warning rather than making the resume fail."""
+    kept = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            record_step = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s:%d: unreadable log line dropped (written when the run was interrupted?)",
+                        path, number)
+            continue
+        if record_step <= step:
+            kept.append(line)
+    return kept
+
+
 class Logger:
     """TensorBoard scalars and a JSON-lines log on rank 0; no-ops elsewhere."""
 
@@ -119,9 +139,8 @@ class Logger:
             from torch.utils.tensorboard import SummaryWriter
             path = run_dir / "train_log.jsonl"
             if resumed_step is not None and path.is_file():  # drop what was logged after the checkpoint
-                kept = [ln for ln in path.read_text(encoding="utf-8").splitlines()
-                        if json.loads(ln)["step"] <= resumed_step]
-                path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+                path.write_text("".join(ln + "\n" for ln in log_lines_until(path, resumed_step)),
+                                encoding="utf-8")
             purge = resumed_step + 1 if resumed_step is not None else None
             self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
             self.jsonl = open(path, "a", encoding="utf-8")
@@ -147,7 +166,8 @@ def train(cfg: Config, explicit: set[str], env: DistEnv) -> dict:
     if cfg.run.resume:
         cfg = merge_for_resume(load_run_config(run_dir), cfg, explicit)
         resume_dir = broadcast_object(
-            str(ckpt.resolve_checkpoint(run_dir, cfg.run.resume)) if env.is_master else None)
+            str(ckpt.resolve_checkpoint(run_dir, cfg.run.resume, for_resume=True))
+            if env.is_master else None)
     elif broadcast_object((run_dir / ckpt.CHECKPOINTS).exists() if env.is_master else None):
         raise ConfigError(f"{run_dir} already holds a run; pass --resume latest to continue it, or "
                           "another --out (or delete the folder) to start over")
@@ -207,6 +227,7 @@ def train(cfg: Config, explicit: set[str], env: DistEnv) -> dict:
         if env.is_master:
             log.info("resumed %s at step %d (epoch %d, batch %d)", resume_dir, step, start_epoch,
                      start_micro)
+            ckpt.remove_stale_temporaries(run_dir)
     elif env.is_master:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save_yaml(run_dir / "config.yaml")
@@ -322,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("addressclip").setLevel(logging.INFO if env.is_master else logging.WARNING)
     try:
         train(cfg, explicit, env)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, CheckpointError) as exc:
         log.error("%s", exc)
         return 2
     finally:

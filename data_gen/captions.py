@@ -141,7 +141,7 @@ class LocalCaptioner:
         cls = _auto_or_blip_class(model_type)
         try:
             model, info = cls.from_pretrained(d, local_files_only=True, trust_remote_code=False,
-                                              output_loading_info=True)
+                                              use_safetensors=True, output_loading_info=True)
         except Exception as e:  # no weights, corrupt weights, ...
             raise _model_error(d, f"the model weights could not be loaded ({type(e).__name__}: {e})") from e
         missing = sorted(info.get("missing_keys") or [])

@@ -36,9 +36,10 @@ class IALDataset:
         sets, whose images are not copied) the ``image_root`` recorded in meta.json."""
         return Path(self.meta["image_root"]) if self.meta.get("image_root") else self.root
 
-    def image_path(self, relpath: str) -> Path:
-        """Absolute path of an image; refuses paths that would leave the image root."""
-        return resolve_in_root(self.image_root, relpath, source=self.root / "hf")
+    def image_path(self, relpath: str, *, row=None) -> Path:
+        """Absolute path of an image; refuses paths that would leave the image root (``..``,
+        absolute paths, symlinks pointing out), naming ``row`` (the item's id) when given."""
+        return resolve_in_root(self.image_root, relpath, source=self.root / "hf", row=row)
 
     def split(self, name: str) -> datasets.Dataset:
         if name not in self.splits:

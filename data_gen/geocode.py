@@ -54,6 +54,9 @@ def _read_points(path: Path, skip: SkipReport | None):
     records, lat, lon = [], [], []
     for line, record in rows:
         try:
+            if isinstance(record, DataError):        # the csv module could not read the row
+                error, record = record, dict.fromkeys(header, "")
+                raise error
             if None in record:
                 raise DataError("row has more fields than the header", path=path, row=line)
             values = [number_in_range(record["lat"], "lat", -90, 90, path, line),

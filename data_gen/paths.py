@@ -14,6 +14,11 @@ def safe_relative_path(relpath: str, *, source: str | Path | None = None, row=No
         raise DataError("empty image path", path=source, row=row)
     if "\x00" in relpath:
         raise DataError(f"image path {relpath!r} contains a NUL byte", path=source, row=row)
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:       # lone surrogates (e.g. a "\ud800" JSON escape): no file name
+        raise DataError(f"image path {relpath!r} is not valid Unicode text", path=source,
+                        row=row) from None
     posix = relpath.replace("\\", "/")
     pure = PurePosixPath(posix)
     if pure.is_absolute() or (len(posix) > 1 and posix[1] == ":"):

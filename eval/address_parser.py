@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
@@ -66,6 +67,7 @@ _REFUSAL = re.compile(
 _NEAR_CUES = (("near",), ("nearby",), ("close", "to"), ("next", "to"), ("not", "far", "from"),
               ("in", "the", "vicinity", "of"))
 _CORNER_CUES = frozenset({"corner", "intersection", "junction", "crossroads"})
+_CUE_WORDS = frozenset(cue[0] for cue in _NEAR_CUES) | _CORNER_CUES   # words a cue can start with
 _LINK_WORDS = frozenset({"and", "at", "near", "by", "meets", "meet", "crosses", "crossing",
                          "cross", "intersects", "with", "corner", "intersection", "junction", "off",
                          "between", "to", "x"})
@@ -184,7 +186,7 @@ class AddressParser:
             qualifiers += ["json", "list"]
         else:
             fields = self._from_guesses(text)
-        refused = bool(_REFUSAL.search(" ".join(t.word for t in tokenize(text))))
+        refused = bool(_REFUSAL.search(" ".join(t.word for t in _tokens(text))))
         return self._assemble(fields, qualifiers, refused)
 
     def _assemble(self, f: _Fields, qualifiers: list[str], refused: bool) -> ParsedAnswer:
@@ -267,7 +269,7 @@ class AddressParser:
     # ---- one piece of text ---------------------------------------------------------------------
 
     def _from_text(self, text: str) -> _Fields:
-        tokens = tokenize(text)
+        tokens = _tokens(text)
         words = [t.word for t in tokens]
         f = _Fields()
         streets = self.streets.find(words)
@@ -282,7 +284,7 @@ class AddressParser:
         self._cues(text, tokens, words, f)
         return f
 
-    def _street_and_cross(self, text: str, tokens: list[Token], words: list[str],
+    def _street_and_cross(self, text: str, tokens: Sequence[Token], words: list[str],
                           streets: list[Match], f: _Fields) -> None:
         first = streets[0]
         f.street = first
@@ -299,7 +301,7 @@ class AddressParser:
             f.house_number = number
             f.qualifiers.append("house_number")
 
-    def _city(self, text: str, tokens: list[Token], words: list[str], places: list[Match],
+    def _city(self, text: str, tokens: Sequence[Token], words: list[str], places: list[Match],
               f: _Fields) -> None:
         """The earliest mention of the gazetteer's city or of another city."""
         own = [m for m in self.cities.find(words) if not _inside(m, places)]
@@ -309,7 +311,7 @@ class AddressParser:
         if other is not None and other[0] < f.city_pos:
             f.city_pos, f.city, f.city_in_gazetteer = other[0], other[1], False
 
-    def _other_city(self, text: str, tokens: list[Token], words: list[str],
+    def _other_city(self, text: str, tokens: Sequence[Token], words: list[str],
                     taken: list[Match]) -> tuple[int, str] | None:
         """(token index, name as written) of the first other city, or None."""
         found: list[tuple[int, str]] = []
@@ -339,8 +341,10 @@ class AddressParser:
             found.append((start, text[tokens[start].start:tokens[end - 1].end]))
         return min(found) if found else None
 
-    def _cues(self, text: str, tokens: list[Token], words: list[str], f: _Fields) -> None:
+    def _cues(self, text: str, tokens: Sequence[Token], words: list[str], f: _Fields) -> None:
         for i in range(len(words)):
+            if words[i] not in _CUE_WORDS:
+                continue
             for cue in _NEAR_CUES:
                 if tuple(words[i:i + len(cue)]) == cue:
                     f.qualifiers.append("near")
@@ -353,6 +357,13 @@ class AddressParser:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _tokens(text: str) -> tuple[Token, ...]:
+    """``tokenize`` memoised: one parse reads the same text for its fields and for refusals, and
+    a list's items again for the whole answer (tokens are immutable, so sharing them is safe)."""
+    return tuple(tokenize(text))
 
 
 @lru_cache(maxsize=1)
@@ -383,7 +394,7 @@ def _is_connector(gap_words: list[str], gap_raw: str) -> bool:
     return all(w in allowed for w in gap_words) and any(w in _LINK_WORDS for w in gap_words)
 
 
-def _house_number(text: str, tokens: list[Token], words: list[str], street: Match) -> str | None:
+def _house_number(text: str, tokens: Sequence[Token], words: list[str], street: Match) -> str | None:
     """"400 Fifth Avenue" or "Aleksanterinkatu 52" (a number next to the street, not a distance)."""
     i = street.start - 1
     if i >= 0 and _HOUSE_NUMBER.fullmatch(words[i]) and not text[tokens[i].end:

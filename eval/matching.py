@@ -13,12 +13,18 @@ Built once per name list, used for every answer (the tables are the expensive pa
   ``min_fuzzy_chars`` match only exactly, and spans may not begin or end with a function word or
   begin with a number, so short common words never match a name by accident.
 
+Speed (``benchmarks/bench_qa_parse.py``): the exact probe stops as soon as a span is no prefix of
+any key; fuzzy spans too short or too long to reach the cut-off against any key are never scored;
+and each index remembers the best name of every span key it has scored (answers repeat their
+phrases), so ``cdist`` sees only new spans. None of this changes a result.
+
 Overlapping hits are resolved greedily: the longest span (in characters) wins, then the higher
 score, then the earlier position.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +39,11 @@ FUNCTION_WORDS = frozenset({
     "this", "that", "it", "its", "with", "from", "for", "as", "might", "may", "could", "photo",
     "taken", "possibly", "probably", "likely", "located", "address",
 })
+
+
+# Span keys whose best fuzzy name is remembered per index (cleared when full; ~100 bytes each).
+_FUZZY_CACHE_SIZE = 200_000
+_UNSEEN = object()
 
 
 @dataclass(frozen=True)
@@ -69,12 +80,21 @@ class NameIndex:
         # few more tokens than its own word count.
         self.max_span = max_words + 2
         self.max_key_chars = max((len(k) for k in self.exact), default=0)
+        # Every leading part of every key: a span whose key is not in here cannot grow into a name,
+        # so the exact probe stops after one dict lookup at most word positions.
+        self.prefixes = frozenset(k[:i] for k in self.exact for i in range(1, len(k) + 1))
         self.fuzzy_keys = [k for k in self.exact if len(cores[k]) >= self.min_fuzzy_chars]
         self.fuzzy_names = [self.exact[k] for k in self.fuzzy_keys]
         self.fuzzy_cores = [cores[k] for k in self.fuzzy_keys]
+        self._fuzzy_cache: dict[str, tuple[int, float] | None] = {}
         # ratio = 2m / (a + b) <= 2a / (a + b): spans longer than this cannot reach the cut-off.
         slack = 200.0 / max(self.fuzzy_cutoff, 1.0) - 1.0
         self.max_fuzzy_chars = int(self.max_key_chars * slack) + 1
+        # ... and spans shorter than the shortest key / slack cannot either (nor, by design, spans
+        # shorter than min_fuzzy_chars).
+        shortest_key = min((len(k) for k in self.fuzzy_keys), default=0)
+        self.min_span_chars = max(self.min_fuzzy_chars, math.ceil(shortest_key / slack) - 1
+                                  if slack > 0 else self.min_fuzzy_chars)
 
     def __len__(self) -> int:
         return len(self.exact)
@@ -106,53 +126,85 @@ class NameIndex:
 
     def _exact_hits(self, words: Sequence[str]) -> list[Match]:
         hits = []
-        n = len(words)
+        n, max_span = len(words), self.max_span
+        exact, prefixes = self.exact, self.prefixes
         for i in range(n):
-            key = ""
-            for j in range(i, min(n, i + self.max_span)):
-                key += words[j]
-                if len(key) > self.max_key_chars:
-                    break
-                name = self.exact.get(key)
+            key = words[i]
+            j = i
+            while key in prefixes:                # else no longer span can be a name either
+                name = exact.get(key)
                 if name is not None:
                     hits.append(Match(i, j + 1, name, 100.0, len(key)))
+                j += 1
+                if j >= n or j - i >= max_span:
+                    break
+                key += words[j]
         return hits
 
     def _fuzzy_hits(self, words: Sequence[str], exact: list[Match]) -> list[Match]:
-        taken = np.zeros(len(words) + 1, dtype=bool)
-        for m in exact:
-            taken[m.start:m.end] = True
-        spans: dict[str, list[tuple[int, int]]] = {}
-        n = len(words)
-        for i in range(n):
-            first = words[i]
-            if taken[i] or first in FUNCTION_WORDS or first.isdigit():
-                continue
-            key = ""
-            for j in range(i, min(n, i + self.max_span)):
-                if taken[j]:
-                    break
-                key += words[j]
-                if len(key) > self.max_fuzzy_chars:
-                    break
-                if len(key) >= self.min_fuzzy_chars and words[j] not in FUNCTION_WORDS:
-                    spans.setdefault(key, []).append((i, j + 1))
+        spans = self._fuzzy_spans(words, exact)
         if not spans:
             return []
-        keys = list(spans)
-        scores = process.cdist(keys, self.fuzzy_keys, scorer=fuzz.ratio,
-                               score_cutoff=self.fuzzy_cutoff, workers=1)
-        best = scores.argmax(axis=1)
-        best_score = scores[np.arange(len(keys)), best]
+        best = self._best_keys(list(spans))
         hits = []
-        for k in np.flatnonzero(best_score >= self.fuzzy_cutoff):
-            start, end = spans[keys[k]][0]
-            if not self._core_close(core(list(words[start:end])), int(best[k])):
+        for key, where in spans.items():
+            found = best[key]
+            if found is None:
                 continue
-            name = self.fuzzy_names[best[k]]
-            for start, end in spans[keys[k]]:
-                hits.append(Match(start, end, name, float(best_score[k]), len(keys[k])))
+            k, score = found
+            start, end = where[0]
+            if not self._core_close(core(list(words[start:end])), k):
+                continue
+            hits += [Match(start, end, self.fuzzy_names[k], score, len(key)) for start, end in where]
         return hits
+
+    def _best_keys(self, spans: list[str]) -> dict[str, tuple[int, float] | None]:
+        """Per span key, the closest name key (index, score) if it reaches the cut-off, else None.
+
+        Results are memoised per index: the score depends on the span key alone, and answers repeat
+        their phrases ("the address of this photo might be ..."), so most spans are seen before.
+        """
+        cache, found, new = self._fuzzy_cache, {}, []
+        for key in spans:
+            known = cache.get(key, _UNSEEN)
+            if known is _UNSEEN:
+                new.append(key)
+            else:
+                found[key] = known
+        if new:
+            if len(cache) + len(new) > _FUZZY_CACHE_SIZE:
+                cache.clear()
+            scores = process.cdist(new, self.fuzzy_keys, scorer=fuzz.ratio,
+                                   score_cutoff=self.fuzzy_cutoff, workers=1)
+            best = scores.argmax(axis=1)
+            best_score = scores[np.arange(len(new)), best]
+            for key, k, score in zip(new, best.tolist(), best_score.tolist()):
+                found[key] = cache[key] = (k, score) if score >= self.fuzzy_cutoff else None
+        return found
+
+    def _fuzzy_spans(self, words: Sequence[str], exact: list[Match]) -> dict[str, list[tuple[int, int]]]:
+        """Compact key -> (start, end) of every span that could reach the cut-off against some
+        name: not overlapping an exact hit, not starting with a number or a function word, not
+        ending with a function word, and of a length some key is close enough to."""
+        taken = {k for m in exact for k in range(m.start, m.end)}   # a set: cheap per-word probes
+        spans: dict[str, list[tuple[int, int]]] = {}
+        n, max_span = len(words), self.max_span
+        longest, shortest = self.max_fuzzy_chars, self.min_span_chars
+        for i in range(n):
+            first = words[i]
+            if i in taken or first in FUNCTION_WORDS or first.isdigit():
+                continue
+            key = ""
+            for j in range(i, min(n, i + max_span)):
+                if j in taken:
+                    break
+                word = words[j]
+                key += word
+                if len(key) > longest:
+                    break
+                if len(key) >= shortest and word not in FUNCTION_WORDS:
+                    spans.setdefault(key, []).append((i, j + 1))
+        return spans
 
 
 def resolve_overlaps(hits: list[Match]) -> list[Match]:

@@ -7,12 +7,14 @@ object per line::
      "cross_street": "Fifth Avenue", "lat": 40.4406, "lon": -79.9959, "image": "photos/001.jpg"}
 
 where ``cross_street``, ``lat``/``lon`` (WGS 84; projected to the gazetteer's CRS for distances) and
-``image`` (relative to the file's folder; needed by the model backends) are optional.
+``image`` (relative to the file's folder, which it may not leave: no absolute paths, no ``..``;
+needed by the model backends) are optional.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from data_gen.errors import DataError
+from data_gen.paths import resolve_in_root, safe_relative_path
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def from_dataset(ial, split: str, *, limit: int | None = None, seed: int = 0,
     items = [Reference(id=str(cols["id"][i]), street=cols["street"][i],
                        district=cols["district"][i], city=cols["city"][i] or ial.city,
                        cross_street=cols["cross_street"][i] or "",
-                       image=ial.image_path(cols["image"][i]),
+                       image=ial.image_path(cols["image"][i], row=str(cols["id"][i])),
                        utm=(float(cols["utm_easting"][i]), float(cols["utm_northing"][i])))
              for i in keep.tolist()]
     prior_s = prior_d = None
@@ -77,23 +80,20 @@ def from_dataset(ial, split: str, *, limit: int | None = None, seed: int = 0,
 
 def from_jsonl(path: str | Path, *, crs: str | None = None, limit: int | None = None,
                seed: int = 0) -> References:
-    """A references file; ``crs`` (the gazetteer's) turns lat/lon into metres."""
+    """A references file; ``crs`` (the gazetteer's) turns lat/lon into metres.
+
+    Every bad line is a :class:`DataError` naming the file and line: not UTF-8, not a JSON object,
+    a missing field, a repeated id, lat/lon that are not finite numbers within range, or an image
+    path that is absolute or climbs out of the file's folder with ``..``.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError("references file not found", path=path)
     records, seen = [], set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+    for n, line in _lines(path):
+        rec = _reference_record(line, path, n)
+        if rec is None:
             continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not JSON ({exc.msg})", path=path, row=n) from exc
-        if not isinstance(rec, dict):
-            raise DataError("expected an object", path=path, row=n)
-        for key in ("id", "street", "district", "city"):
-            if not isinstance(rec.get(key), (str, int)) or str(rec[key]) == "":
-                raise DataError(f'missing "{key}"', path=path, row=n)
         if str(rec["id"]) in seen:
             raise DataError(f"duplicate id {rec['id']!r}", path=path, row=n)
         seen.add(str(rec["id"]))
@@ -108,8 +108,48 @@ def from_jsonl(path: str | Path, *, crs: str | None = None, limit: int | None = 
         items.append(Reference(
             id=str(rec["id"]), street=str(rec["street"]), district=str(rec["district"]),
             city=str(rec["city"]), cross_street=str(rec.get("cross_street") or ""),
-            image=(path.parent / image) if isinstance(image, str) and image else None, utm=xy))
+            image=(resolve_in_root(path.parent, image, source=path, row=n)
+                   if isinstance(image, str) and image else None), utm=xy))
     return References(items, str(path))
+
+
+def _lines(path: Path):
+    """(line number, text) of a UTF-8 file; the first line that is not UTF-8 is a DataError."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError("not UTF-8 text", path=path, row=raw[:exc.start].count(b"\n") + 1) from None
+    return enumerate(text.splitlines(), start=1)
+
+
+def _reference_record(line: str, path: Path, n: int) -> dict | None:
+    """One checked reference object, or None for a blank line."""
+    if not line.strip():
+        return None
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise DataError(f"not JSON ({getattr(exc, 'msg', exc)})", path=path, row=n) from None
+    if not isinstance(rec, dict):
+        raise DataError("expected an object", path=path, row=n)
+    for key in ("id", "street", "district", "city"):
+        value = rec.get(key)
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
+            raise DataError(f'missing "{key}"', path=path, row=n)
+    for key, low, high in (("lat", -90.0, 90.0), ("lon", -180.0, 180.0)):
+        value = rec.get(key)
+        if value is None:
+            continue
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not low <= value <= high or not math.isfinite(value)):   # NaN fails both
+            raise DataError(f"{key} {value!r} is not a number in [{low}, {high}]", path=path, row=n)
+    image = rec.get("image")
+    if image is not None and not isinstance(image, str):
+        raise DataError(f'"image" must be a path, got {type(image).__name__}', path=path, row=n)
+    if image:
+        safe_relative_path(image, source=path, row=n)
+    return rec
 
 
 def _project(records: list[dict], crs: str | None, path: Path) -> list[tuple[float, float] | None]:

@@ -80,7 +80,7 @@ def vision_config_of(vision_dir: Path):
     if not (vision_dir / "config.json").is_file():
         raise ComposeError(f"{vision_dir}: no config.json (expected a CLIPVisionModel directory "
                            "from `python -m addressclip.export`)")
-    config = AutoConfig.from_pretrained(vision_dir)
+    config = AutoConfig.from_pretrained(vision_dir, trust_remote_code=False)
     if config.model_type in ("clip", "siglip"):           # a full CLIP/SigLIP: take its vision part
         config = config.vision_config
     if config.model_type not in VISION_MODEL_TYPES:
@@ -94,7 +94,8 @@ def load_vision_tower(vision_dir: Path, config, random_init: bool):
     if random_init:
         return AutoModel.from_config(config, dtype=torch.float32)
     model, info = AutoModel.from_pretrained(vision_dir, config=config, dtype=torch.float32,
-                                            output_loading_info=True, use_safetensors=True)
+                                            output_loading_info=True, use_safetensors=True,
+                                            trust_remote_code=False)
     bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys",
                                                          "mismatched_keys")}
     if bad:
@@ -131,7 +132,7 @@ def compose(cfg: ComposeConfig):
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(
         cfg.tokenizer or lm_dir, trust_remote_code=cfg.trust_remote_code))
     vision_config = vision_config_of(vision_dir)
-    image_processor = AutoImageProcessor.from_pretrained(vision_dir)
+    image_processor = AutoImageProcessor.from_pretrained(vision_dir, trust_remote_code=False)
     check_image_size(image_processor, vision_config, vision_dir)
 
     torch.manual_seed(cfg.seed)

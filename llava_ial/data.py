@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.nn.utils.rnn import pad_sequence
 
-from data_gen.paths import resolve_in_root
+from data_gen.errors import DataError
+from data_gen.paths import resolve_in_root, safe_relative_path
+from data_gen.photos import open_rgb
 from llava_ial.template import IMAGE_TOKEN, llava_to_messages
 
 IGNORE_INDEX = -100
@@ -48,17 +49,31 @@ class TokenStats:
 
 
 def read_conversations(path: str | Path, limit: int | None = None) -> list[dict]:
+    """The samples of a LLaVA conversation file, each checked for an id and a safe image path.
+
+    Image paths are checked here, before any training step, rather than when a DataLoader worker
+    first reads them: ``..`` and absolute paths are refused (SampleError naming file and sample).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such conversation file (write one with "
                                 "`python -m data_gen.conversations`)")
-    samples = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        samples = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SampleError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise SampleError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(samples, list):
         raise SampleError(f"{path}: expected a JSON list of {{id, image, conversations}}")
     samples = samples[:limit] if limit else samples
     for i, s in enumerate(samples):
         if not isinstance(s, dict) or not {"id", "image", "conversations"} <= s.keys():
             raise SampleError(f"{path}: item {i} lacks id, image or conversations")
+        try:
+            safe_relative_path(s["image"], source=path, row=str(s["id"]))
+        except DataError as exc:
+            raise SampleError(f"{path}: item {i} (sample {s['id']!r}): {exc}") from None
     return samples
 
 
@@ -166,13 +181,15 @@ class ConversationDataset(torch.utils.data.Dataset):
         return len(self.encoded)
 
     def __getitem__(self, i: int) -> dict:
-        path = resolve_in_root(self.image_root, self.images[i], source=self.source, row=self.ids[i])
+        """Ids, labels and pixels of sample ``i``. An image that is missing, leaves the image root
+        (a symlink) or does not decode is a SampleError naming the file, sample id and image, also
+        when raised inside a DataLoader worker."""
         try:
-            with Image.open(path) as im:
-                image = im.convert("RGB")
-        except OSError as exc:
-            raise SampleError(f"{self.source}: sample {self.ids[i]!r}: cannot read image {path}: "
-                              f"{exc}") from exc
+            path = resolve_in_root(self.image_root, self.images[i], source=self.source,
+                                   row=self.ids[i])
+            image = open_rgb(path, source=self.source, row=self.ids[i])
+        except DataError as exc:
+            raise SampleError(str(exc)) from exc
         pixels = self.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
         ids, labels = self.encoded[i]
         return {"input_ids": ids, "labels": labels, "pixel_values": pixels}

@@ -63,7 +63,8 @@ def export(model_dir: str | Path, out: str | Path, *, tolerance: float = DEFAULT
               "tolerance": tolerance}
     with atomic_dir(out) as tmp:
         write_full(model, processor, tmp, exported_from=report, summary=meta.get("summary"))
-        reloaded, info = LlavaForConditionalGeneration.from_pretrained(tmp, output_loading_info=True)
+        reloaded, info = LlavaForConditionalGeneration.from_pretrained(
+            tmp, output_loading_info=True, use_safetensors=True)
         bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys",
                                                              "mismatched_keys")}
         if bad:

@@ -28,6 +28,10 @@ def load_for_inference(model_dir: str | Path, *, dtype: torch.dtype = torch.floa
     source = model_dir if meta["kind"] == "full" else Path(meta["base_model"])
     if not source.is_dir():
         raise FileNotFoundError(f"{model_dir}: its base model {source} (llava_ial.json) is missing")
+    if meta["kind"] == "lora" and not (model_dir / "adapter_model.safetensors").is_file():
+        # peft would fall back to torch.load on adapter_model.bin; only safetensors are read
+        raise FileNotFoundError(f"{model_dir}: no adapter_model.safetensors (only safetensors "
+                                "adapters are read; pickled .bin files are refused)")
     model = LlavaForConditionalGeneration.from_pretrained(source, dtype=dtype, use_safetensors=True)
     if meta["kind"] == "lora":
         from peft import PeftModel
@@ -40,8 +44,9 @@ def load_for_inference(model_dir: str | Path, *, dtype: torch.dtype = torch.floa
 
 
 def read_image(path: str | Path) -> Image.Image:
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    """RGB pixels as training saw them (:func:`data_gen.photos.open_rgb`); DataError naming it."""
+    from data_gen.photos import open_rgb
+    return open_rgb(path)
 
 
 @torch.no_grad()

@@ -42,9 +42,10 @@ def convert(out: str | Path, gguf: str | Path | None = None) -> Path:
     """Write the dequantized model and its tokenizer as a plain HF causal-LM folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     gguf = Path(gguf) if gguf else gguf_path()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                  dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                              trust_remote_code=False)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,   # not pickle
+                                                  dtype=torch.float32, trust_remote_code=False)
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config

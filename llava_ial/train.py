@@ -6,7 +6,9 @@ LoRA/QLoRA with ``--lora [--bits 4]``), starting from ``--pretrained_projector``
 the loop: DeepSpeed (``--deepspeed scripts/zero3.json``, launched with ``deepspeed``), gradient
 checkpointing (``--activation_checkpointing True``; transformers 5.x's name for it), bf16
 (``--bf16 True`` on GPUs; CPUs train in fp32), TensorBoard, and
-``--resume_from_checkpoint latest``. Settings: :mod:`llava_ial.config` (flags or ``--config YAML``).
+``--resume_from_checkpoint latest``: the newest *complete* ``checkpoint-N`` (one left half-written by
+a killed run, or damaged later, is named in a warning and skipped). Settings:
+:mod:`llava_ial.config` (flags or ``--config YAML``).
 
 Outputs in ``--output_dir``: ``checkpoint-N/`` (Trainer), ``runs/`` (TensorBoard), ``data_stats.json``
 (learned/masked token counts), ``train_summary.json`` (loss history), and the final model in
@@ -19,15 +21,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from transformers import AutoProcessor, Trainer
-from transformers.trainer_utils import get_last_checkpoint
 
 from llava_ial.compose import num_image_tokens
 from llava_ial.config import parse_args
@@ -39,6 +43,10 @@ from llava_ial.model import (apply_lora, base_of, count_trainable, load_llava, l
 log = logging.getLogger("llava_ial.train")
 # A pretrained projector must arrive bit-exact (ZeRO-3 gathers and re-partitions it).
 PROJECTOR_LOAD_TOL = 0.0
+CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")      # the Trainer's checkpoint folders
+TRAINER_STATE = "trainer_state.json"                    # written last by Trainer._save_checkpoint
+# Files any resumable checkpoint has one of: full weights, sharded weights, a LoRA adapter, DeepSpeed.
+WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
 
 
 class IALTrainer(Trainer):
@@ -96,18 +104,92 @@ def check_combination(margs, largs, targs) -> None:
                     "are ignored (use zero2.json/zero3.json, which leave the optimizer to the Trainer)")
 
 
-def resolve_resume(targs) -> str | bool | None:
-    """``latest`` means the newest checkpoint in the output folder (none yet: start fresh)."""
+def _file_problem(path: Path) -> str | None:
+    """Why one checkpoint file is unreadable, naming it; None if its structure is intact.
+
+    Headers only, no tensors read: safetensors checks that its header's offsets cover the file
+    exactly, ``torch.save`` files (``.pt``/``.pth``/``.bin``) are zip archives whose directory sits at
+    the end, JSON must parse. That catches the usual damage, a file cut short.
+    """
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt"):
+                pass
+        elif path.suffix in (".pt", ".pth", ".bin"):
+            with zipfile.ZipFile(path):
+                pass
+        elif path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+    except (SafetensorError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        return f"{path}: truncated or corrupt ({exc})"
+    return None
+
+
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """Why the Trainer checkpoint ``folder`` cannot be resumed from, naming the file; None if it can.
+
+    The Trainer writes ``checkpoint-N/`` in place (model, optimizer, scheduler, RNG state, then
+    ``trainer_state.json`` last), so a run killed while saving leaves a folder without
+    ``trainer_state.json``, which ``get_last_checkpoint`` would still pick. Besides that marker the
+    folder needs weights, and every file in it (DeepSpeed's ``global_step*/`` included) must be intact.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return f"{folder}: no such checkpoint folder"
+    if not (folder / TRAINER_STATE).is_file():
+        return f"{folder / TRAINER_STATE}: missing (the save was interrupted)"
+    if not any((folder / name).is_file() for name in WEIGHTS) and not list(folder.glob("global_step*")):
+        return f"{folder}: no model weights ({', '.join(WEIGHTS)} or DeepSpeed global_step*/)"
+    index = folder / "model.safetensors.index.json"
+    if index.is_file() and not _file_problem(index):
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        missing = [name for name in shards if not (folder / name).is_file()]
+        if missing:
+            return f"{folder / missing[0]}: missing (listed in {index.name})"
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        problem = _file_problem(path)
+        if problem:
+            return problem
+    return None
+
+
+def latest_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` that :func:`checkpoint_problem` accepts; each newer one it skips
+    is logged with the reason. None when there is no checkpoint at all; an error when there are some
+    and every one is damaged (starting over silently would throw the run away)."""
+    folders = [p for p in Path(output_dir).iterdir() if p.is_dir() and CHECKPOINT_DIR.match(p.name)]
+    folders.sort(key=lambda p: int(CHECKPOINT_DIR.match(p.name).group(1)), reverse=True)
+    problems = []
+    for folder in folders:
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            if problems:
+                log.warning("resuming from %s, the newest complete checkpoint", folder)
+            return str(folder)
+        problems.append(problem)
+        log.warning("checkpoint %s is unusable: %s; trying the previous one", folder.name, problem)
+    if problems:
+        raise ValueError(f"{output_dir}: no checkpoint to resume from: every one is damaged: "
+                         + "; ".join(problems) + ". Delete them to start over")
+    return None
+
+
+def resolve_resume(targs) -> str | None:
+    """``latest`` means the newest complete checkpoint in the output folder (none yet: start fresh);
+    a folder named explicitly is checked the same way but never replaced by another."""
     value = targs.resume_from_checkpoint
     if value in (None, "", "false", "False"):
         return None
     if value in ("latest", "true", "True"):
-        last = get_last_checkpoint(targs.output_dir) if Path(targs.output_dir).is_dir() else None
+        last = latest_complete_checkpoint(targs.output_dir) if Path(targs.output_dir).is_dir() else None
         if last is None:
             log.info("no checkpoint in %s yet; starting from the beginning", targs.output_dir)
         return last
     if not Path(value).is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint {value}: no such checkpoint folder")
+    problem = checkpoint_problem(value)
+    if problem:
+        raise ValueError(f"--resume_from_checkpoint {value}: {problem}")
     return value
 
 

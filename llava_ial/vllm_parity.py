@@ -42,8 +42,9 @@ def transformers_side(model_dir: str, images: list[str], question: str, max_toke
     """Stock transformers only: the folder is loaded as any HF LLaVA checkpoint."""
     from PIL import Image
     from transformers import AutoProcessor, LlavaForConditionalGeneration
-    model = LlavaForConditionalGeneration.from_pretrained(model_dir).eval()
-    processor = AutoProcessor.from_pretrained(model_dir)
+    model = LlavaForConditionalGeneration.from_pretrained(
+        model_dir, use_safetensors=True, trust_remote_code=False).eval()
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=False)
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     out = {}

@@ -84,8 +84,9 @@ class HFBackend(Backend):
                      else "float32")
         try:
             processor = AutoProcessor.from_pretrained(str(self.model_dir), trust_remote_code=False)
-            model = LlavaForConditionalGeneration.from_pretrained(
-                str(self.model_dir), dtype=getattr(torch, dtype), trust_remote_code=False)
+            model = LlavaForConditionalGeneration.from_pretrained(   # never pickles, never code
+                str(self.model_dir), dtype=getattr(torch, dtype), trust_remote_code=False,
+                use_safetensors=True)
         except (OSError, ValueError, KeyError, AttributeError) as exc:
             raise BackendError(f"{self.model_dir}: cannot load as a LLaVA model ({exc})") from exc
         if getattr(processor, "chat_template", None) is None:
@@ -99,12 +100,10 @@ class HFBackend(Backend):
 
     def _generate(self, batch: list[Item]) -> list[str]:
         import torch
-        from PIL import Image
 
-        images = []
-        for item in batch:
-            with Image.open(item.image) as im:
-                images.append(im.convert("RGB"))
+        from data_gen.photos import open_rgb
+
+        images = [open_rgb(item.image, source=item.image, row=item.id) for item in batch]
         texts = [self.processor.apply_chat_template(
             [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": item.prompt}]}],
             add_generation_prompt=True, tokenize=False) for item in batch]

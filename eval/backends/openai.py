@@ -125,17 +125,26 @@ class OpenAIBackend(Backend):
 
 
 def jpeg_bytes(path) -> bytes:
-    """The file itself when it is a JPEG, else the image re-encoded as one."""
+    """The file itself when it is an RGB or grey JPEG, else the image re-encoded as one (CMYK
+    JPEGs, PNGs and 16-bit images converted as in training, :func:`data_gen.photos.open_rgb`).
+    A file that does not decode is refused here, so the server never gets it."""
+    from data_gen.photos import open_rgb
+
     with open(path, "rb") as f:
         data = f.read()
-    if data[:3] == b"\xff\xd8\xff":
+    image = open_rgb(path)
+    if data[:3] == b"\xff\xd8\xff" and _jpeg_mode(data) in ("RGB", "L"):
         return data
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def _jpeg_mode(data: bytes) -> str:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
-        buf = io.BytesIO()
-        im.convert("RGB").save(buf, format="JPEG", quality=95)
-        return buf.getvalue()
+        return im.mode
 
 
 def _parse_reply(item_id: str, raw: bytes) -> Result:
@@ -151,7 +160,7 @@ def _parse_reply(item_id: str, raw: bytes) -> Result:
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     if not isinstance(content, str):
         return Result(item_id, error=f"reply content is {type(content).__name__}, not text")
-    return Result(item_id, answer=content)
+    return Result(item_id, answer=content.strip())   # as the hf backend: no edge whitespace
 
 
 def _read_quietly(exc: urllib.error.HTTPError) -> bytes:

@@ -1,0 +1,46 @@
+"""Settings of ``python -m ial_pipeline``: one dataclass, one default per setting.
+
+The pipeline only chooses folders and hands each step to its own command; every training, model
+and evaluation default stays where it is documented (``addressclip/config.py``,
+``llava_ial/recipes/``, ``eval/config.py``, ``data_gen/build.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parents[1] / "llava_ial" / "recipes"
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class PipelineConfig:
+    root: Path = _f(Path("runs/helsinki"), "folder of every artefact (data/, addressclip/, "
+                                           "llava_ial/, qa_eval/, logs/)")
+    data: Path | None = _f(None, "an existing dataset folder to use instead of building the "
+                                 "embedded Helsinki one (the data step is then skipped)")
+    data_config: Path | None = _f(None, "YAML of data_gen.build settings for the data step; none: "
+                                        "its defaults (the embedded Helsinki city)")
+    seed: int = _f(0, "seed of the build, both trainings and the QA baselines")
+    stage1_config: Path | None = _f(None, "YAML of addressclip.train settings (sections data/model/"
+                                          "loss/optim/run); none: its defaults (the tiny CPU model)")
+    lm: str = _f("llama-tiny", "stage two's language model: a tiny-LM registry name (trained from "
+                               "scratch on the conversations) or a causal-LM folder")
+    pretrain_config: Path = _f(RECIPES / "tiny_pretrain.yaml", "llava_ial.train settings of the "
+                                                               "projector pretraining")
+    finetune_config: Path = _f(RECIPES / "tiny_finetune.yaml", "llava_ial.train settings of the "
+                                                               "fine-tuning")
+    nproc: int | None = _f(None, "stage-two training processes (none: one per GPU, else one "
+                                 "single-threaded process per CPU core, at most 2)")
+    qa_limit: int | None = _f(None, "score a seeded random subset of N test images in the QA step")
+    only: list[str] = field(default_factory=list, metadata={
+        "help": "run just these steps (again, even when up to date); their inputs must exist",
+        "nargs": "+"})
+    force: list[str] = field(default_factory=list, metadata={
+        "help": "redo these steps (and so every step after them that uses their output)",
+        "nargs": "+"})
+    list_steps: bool = _f(False, "print the steps, their state and their commands, run nothing")

@@ -1,0 +1,213 @@
+"""The pipeline's steps: what each reads and writes, and the command that runs it alone.
+
+Every step is one of the toolkit's own commands run as a child process, so a step run here is
+exactly the step a user would run by hand (the summary prints those commands), each starts with
+its own memory and thread settings, and a failure names one command and one log file.
+
+``resume(cfg)`` gives the command for a step that was interrupted on the same inputs: stage one
+continues from its last checkpoint, the fine-tuning from its last Trainer checkpoint, the QA step
+from the answers already stored, and the dataset build reuses a finished folder by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from ial_pipeline.config import PipelineConfig
+
+PY = sys.executable
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where every artefact of one pipeline root lives."""
+    root: Path
+    data: Path
+
+    @classmethod
+    def of(cls, cfg: PipelineConfig) -> "Paths":
+        return cls(Path(cfg.root), Path(cfg.data) if cfg.data else Path(cfg.root) / "data")
+
+    @property
+    def stage1(self) -> Path:
+        return self.root / "addressclip"
+
+    @property
+    def stage1_eval(self) -> Path:
+        return self.stage1 / "eval"
+
+    @property
+    def vision(self) -> Path:
+        return self.stage1 / "hf_vision"
+
+    @property
+    def stage2(self) -> Path:
+        return self.root / "llava_ial"
+
+    @property
+    def conversations(self) -> Path:
+        return self.stage2 / "conversations"
+
+    @property
+    def lm(self) -> Path:
+        return self.stage2 / "lm"
+
+    @property
+    def base(self) -> Path:
+        return self.stage2 / "base"
+
+    @property
+    def pretrain(self) -> Path:
+        return self.stage2 / "pretrain"
+
+    @property
+    def finetune(self) -> Path:
+        return self.stage2 / "finetune"
+
+    @property
+    def export(self) -> Path:
+        return self.stage2 / "export"
+
+    @property
+    def qa(self) -> Path:
+        return self.root / "qa_eval"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def state(self) -> Path:
+        """Where the pipeline keeps its own records of which step finished when."""
+        return self.root / ".pipeline"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    title: str
+    deps: tuple[str, ...]
+    product: Path                      # exists once the step has finished
+    outputs: tuple[Path, ...]          # removed before the step reruns on changed inputs
+    command: Callable[[bool], list[str]]   # resume -> argv
+    env: dict[str, str] = field(default_factory=dict)
+    resumable: bool = False            # the command can continue an interrupted run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cuda_devices() -> int:
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def training_launch(cfg: PipelineConfig) -> tuple[list[str], list[str], dict[str, str]]:
+    """How stage two is launched here: the prefix, the device flags and the environment.
+
+    On CPUs one single-threaded process per core (at most two) is several times faster than one
+    process with several threads on a small machine; ``torch.distributed.run`` starts them.
+    """
+    gpus = cuda_devices()
+    nproc = cfg.nproc or (gpus if gpus else max(1, min(2, os.cpu_count() or 1)))
+    device = [] if gpus else ["--use_cpu", "True", "--dataloader_pin_memory", "False"]
+    env = {} if gpus else {"OMP_NUM_THREADS": "1"}
+    if nproc == 1:
+        return [PY, "-m", "llava_ial.train"], device, env
+    return ([PY, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
+             str(free_port()), "-m", "llava_ial.train"], device, env)
+
+
+def build_steps(cfg: PipelineConfig) -> list[Step]:
+    """The steps in order. With ``--data DIR`` there is no build step: the folder is an input."""
+    p = Paths.of(cfg)
+    seed = str(cfg.seed)
+    launch, device, train_env = training_launch(cfg)
+    stage1_config = ["--config", str(cfg.stage1_config)] if cfg.stage1_config else []
+    data_config = ["--config", str(cfg.data_config)] if cfg.data_config else []
+
+    def stage1_train(resume: bool) -> list[str]:
+        can_resume = (p.stage1 / "checkpoints" / "latest.json").is_file()
+        if resume and not can_resume and p.stage1.exists():
+            shutil.rmtree(p.stage1)        # stopped before its first checkpoint: nothing to keep
+        cont = ["--resume", "latest"] if resume and can_resume else []
+        return [PY, "-m", "addressclip.train", *stage1_config, "--data", str(p.data), "--out",
+                str(p.stage1), "--seed", seed, *cont]
+
+    def llava_train(stage: str, recipe: Path, data: str, out: Path, extra: list[str]):
+        def command(resume: bool) -> list[str]:
+            cont = ["--resume_from_checkpoint", "latest"] if resume else []
+            return [*launch, "--config", str(recipe), "--model", str(p.base), *extra,
+                    "--conversations", str(p.conversations / data), "--output_dir", str(out),
+                    "--seed", seed, *device, *cont]
+        return command
+
+    steps = []
+    if cfg.data is None:
+        # Nothing to remove before a rerun: the builder itself reuses a folder built with the same
+        # settings and refuses to replace one it did not write.
+        steps.append(Step("data", "build the embedded Helsinki dataset", (), p.data / "meta.json",
+                          (), lambda resume: [PY, "-m", "data_gen.build", *data_config, "--out",
+                                              str(p.data), "--seed", seed], resumable=True))
+    data_dep = ("data",) if cfg.data is None else ()
+    steps += [
+        Step("stage1_train", "stage one: train AddressCLIP", data_dep,
+             p.stage1 / "train_summary.json", (p.stage1,), stage1_train, resumable=True),
+        Step("stage1_eval", "stage one: evaluate (test split, zero-shot beside)", ("stage1_train",),
+             p.stage1_eval / "metrics.json", (p.stage1_eval,),
+             lambda resume: [PY, "-m", "addressclip.evaluate", "--run", str(p.stage1)]),
+        Step("stage1_export", "stage one: export the vision tower (HF CLIPVisionModel)",
+             ("stage1_train",), p.vision / "config.json", (p.vision,),
+             lambda resume: [PY, "-m", "addressclip.export", "--run", str(p.stage1)]),
+        Step("conversations", "LLaVA conversations from the dataset", data_dep,
+             p.conversations / "meta.json", (p.conversations,),
+             lambda resume: [PY, "-m", "data_gen.conversations", "--data", str(p.data), "--out",
+                             str(p.conversations), "--seed", seed]),
+        Step("stage2_lm", f"stage two: language model ({cfg.lm})", ("conversations",),
+             p.lm / "config.json", (p.lm,),
+             lambda resume: [PY, "-m", "llava_ial.tiny_lm", "--name", cfg.lm, "--conversations",
+                             str(p.conversations), "--out", str(p.lm), "--seed", seed]),
+        Step("stage2_compose", "stage two: compose vision tower + projector + LM",
+             ("stage1_export", "stage2_lm"), p.base / "llava_ial.json", (p.base,),
+             lambda resume: [PY, "-m", "llava_ial.compose", "--vision", str(p.vision), "--lm",
+                             str(lm_dir(cfg, p)), "--out", str(p.base), "--seed", seed]),
+        Step("stage2_pretrain", "stage two: pretrain the projector", ("stage2_compose",),
+             p.pretrain / "model" / "llava_ial.json", (p.pretrain,),
+             llava_train("pretrain", cfg.pretrain_config, "pretrain_train.json", p.pretrain, []),
+             train_env, resumable=True),
+        Step("stage2_finetune", "stage two: fine-tune projector + LM", ("stage2_pretrain",),
+             p.finetune / "model" / "llava_ial.json", (p.finetune,),
+             llava_train("finetune", cfg.finetune_config, "instruct_train.json", p.finetune,
+                         ["--pretrained_projector", str(p.pretrain / "model")]),
+             train_env, resumable=True),
+        Step("stage2_export", "stage two: export one servable HF LLaVA folder", ("stage2_finetune",),
+             p.export / "llava_ial.json", (p.export,),
+             lambda resume: [PY, "-m", "llava_ial.export", "--model", str(p.finetune / "model"),
+                             "--out", str(p.export)]),
+        Step("qa_eval", "QA evaluation: LLaVA-IAL, AddressCLIP retrieval, baselines",
+             ("stage2_export", "stage1_train", *data_dep), p.qa / "report.json", (p.qa,),
+             lambda resume: [PY, "-m", "eval.qa_eval", "--data", str(p.data), "--split", "test",
+                             "--run", f"llava-ial=hf:{p.export}",
+                             "--run", f"addressclip=addressclip:{p.stage1}", "--seed", seed,
+                             *(["--limit", str(cfg.qa_limit)] if cfg.qa_limit else []),
+                             "--out", str(p.qa)],
+             resumable=True),
+    ]
+    if Path(cfg.lm).is_dir():      # a given causal-LM folder: nothing to build
+        steps = [s for s in steps if s.name != "stage2_lm"]
+        steps = [s if s.name != "stage2_compose" else
+                 replace(s, deps=("stage1_export",)) for s in steps]
+    return steps
+
+
+def lm_dir(cfg: PipelineConfig, p: Paths) -> Path:
+    return Path(cfg.lm) if Path(cfg.lm).is_dir() else p.lm

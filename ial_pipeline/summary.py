@@ -1,0 +1,91 @@
+"""The end-of-run summary: stage one's retrieval accuracy, the QA table, step times, artefacts.
+
+Everything is read back from the files the steps wrote (``addressclip/eval/metrics.json``,
+``qa_eval/report.json``, ``.pipeline/*.done``), so a second run that reuses every step prints the
+same table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ial_pipeline.steps import Paths, Step
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _pct(value, ci=None) -> str:
+    if value is None:
+        return "-"
+    text = f"{100 * value:.1f}"
+    if ci and ci[0] is not None:
+        text += f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return text
+
+
+def stage_one_table(metrics: dict) -> list[str]:
+    keys = ("ssa@1", "ssa@5", "sa@1", "sa@5")
+    lines = [f"Stage one, AddressCLIP: closed-set retrieval over {metrics['n_candidates']} sub-street "
+             f"addresses, {metrics['n_images']} {metrics['split']} images (chance SSA@1 "
+             f"{metrics['chance_ssa@1']:.2f}%)", "",
+             "| model | SSA@1 | SSA@5 | SA@1 | SA@5 |", "|---|---|---|---|---|"]
+    zs = metrics.get("zero_shot")
+    if zs:
+        lines.append("| zero-shot (untrained) | " + " | ".join(f"{zs[k]:.1f}" for k in keys) + " |")
+    lines.append("| AddressCLIP | " + " | ".join(f"{metrics[k]:.1f}" for k in keys) + " |")
+    return lines
+
+
+def qa_table(report: dict) -> list[str]:
+    refs = report["references"]
+    lines = [f"Question answering: free-form answers to \"{report['config']['prompt']}\" parsed into "
+             f"street and district, {refs['n']} images (% correct, 95% bootstrap interval)", "",
+             "| system | street | district | street + district | refusals |", "|---|---|---|---|---|"]
+    for name, run in report["runs"].items():
+        m, ci = run["metrics"], run["metrics"].get("ci95", {})
+        lines.append(f"| {name} | {_pct(m['street_acc'], ci.get('street_acc'))} | "
+                     f"{_pct(m['district_acc'], ci.get('district_acc'))} | "
+                     f"{_pct(m['address_acc'], ci.get('address_acc'))} | {_pct(m['refusal_rate'])} |")
+    return lines
+
+
+def steps_table(steps: list[Step], records: dict[str, dict], actions: dict[str, str]) -> list[str]:
+    lines = ["| step | this run | seconds (when last run) |", "|---|---|---|"]
+    total = 0.0
+    for step in steps:
+        record = records.get(step.name) or {}
+        seconds = record.get("seconds")
+        total += seconds or 0.0
+        lines.append(f"| {step.name} | {actions.get(step.name, '-')} | "
+                     f"{'-' if seconds is None else f'{seconds:.0f}'} |")
+    lines.append(f"| total | | {total:.0f} |")
+    return lines
+
+
+def artefacts(p: Paths) -> list[str]:
+    rows = [("dataset (card, map)", p.data / "README.md"),
+            ("stage one run (checkpoints, TensorBoard)", p.stage1),
+            ("stage one metrics + map of predictions", p.stage1_eval / "metrics.md"),
+            ("vision tower (HF CLIPVisionModel)", p.vision),
+            ("conversations (LLaVA JSON)", p.conversations),
+            ("LLaVA-IAL, servable HF folder", p.export),
+            ("QA report", p.qa / "report.md"),
+            ("logs of every step", p.logs)]
+    return [f"- {what}: {path}" for what, path in rows if path.exists()]
+
+
+def summary(steps: list[Step], p: Paths, records: dict[str, dict], actions: dict[str, str]) -> str:
+    lines = [f"# IAL pipeline: {p.root}", ""]
+    metrics = _read(p.stage1_eval / "metrics.json")
+    if metrics:
+        lines += stage_one_table(metrics) + [""]
+    report = _read(p.qa / "report.json")
+    if report:
+        lines += qa_table(report) + [""]
+    lines += ["Steps (each can be run alone: python -m ial_pipeline --only STEP, or the command in "
+              f"{p.root / 'pipeline.json'})", ""]
+    lines += steps_table(steps, records, actions) + ["", "Artefacts", ""] + artefacts(p)
+    return "\n".join(lines) + "\n"
