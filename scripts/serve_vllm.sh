@@ -12,7 +12,11 @@
 #                     save KV-cache memory (e.g. 2048 for a 7B LLM on a 24 GB GPU)
 #   GPU_MEMORY_UTILIZATION [0.90]  share of GPU memory vLLM may take (weights + KV cache)
 #   DTYPE [auto]      bfloat16 on GPUs that have it; float32 on CPU
-#   VLLM [vllm]       the vllm command; on a CPU machine the toolkit's .venv-vllm is used
+#   VLLM [vllm]       the vllm command on a GPU machine (one where nvidia-smi exists)
+#   VLLM_CPU []       set: use the CPU build even where nvidia-smi exists
+#   VLLM_PYTHON [.venv-vllm/bin/python]  interpreter of the CPU build (make vllm-setup)
+#   VLLM_CPU_KVCACHE_SPACE [1]  GiB of KV cache on CPU
+#   HF_HUB_OFFLINE [1]  never reach the Hub: MODEL_DIR holds everything
 #   EXTRA_ARGS []     appended to the command line
 # The chat template saved in MODEL_DIR (chat_template.jinja) is used as is; images arrive as
 # image_url parts (URL or base64 data URL), one per request.
