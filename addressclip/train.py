@@ -331,6 +331,7 @@ def train(cfg: Config, explicit: set[str], env: DistEnv) -> dict:
         (run_dir / "train_summary.json").write_text(json.dumps(
             {"steps": step, "seconds": elapsed, "val": result["val"], "world_size": env.world_size},
             indent=2), encoding="utf-8")
+    barrier()       # ranks leave together, so none tears down gloo while another still writes
     logger.close()
     return {**result, "steps": step, "seconds": elapsed, "stopped": False}
 

@@ -60,6 +60,7 @@ def _rank_main(rank: int, world: int, port: int, out: str):
         if rank == 0:
             torch.save({"loss": {k: v.detach() for k, v in losses.items()},
                         "grads": {k: p.grad for k, p in model.module.named_parameters()}}, out)
+        dist.barrier()      # tear down together: gloo may abort a rank whose peer is still busy
     finally:
         dist.destroy_process_group()
 
