@@ -107,11 +107,16 @@ def resolve_quick_gelu(model_name: str, pretrained: str | None, force_quick_gelu
     """QuickGELU as the user asked, else as the pretrained tag was trained, else the config's."""
     if force_quick_gelu is not None:
         return force_quick_gelu
-    if pretrained and not Path(pretrained).is_file():
+    cfg = open_clip.get_model_config(model_name) or {}
+    if pretrained and Path(pretrained).is_file():
+        # A file does not say how its weights were trained; OpenAI's releases used QuickGELU.
+        if not cfg.get("quick_gelu") and "openai" in open_clip.list_pretrained_tags_by_model(model_name):
+            log.warning("%s: weights from a file get %s's plain GELU; OpenAI CLIP weights were "
+                        "trained with QuickGELU and need --force-quick-gelu", pretrained, model_name)
+    elif pretrained:
         tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
         if tag_cfg and tag_cfg.get("quick_gelu"):
             return True
-    cfg = open_clip.get_model_config(model_name) or {}
     return bool(cfg.get("quick_gelu", False))
 
 

@@ -63,7 +63,7 @@ def test_trimmed_text_encoder_equals_open_clip(tiny):
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
-def test_local_checkpoint_file_loads(tiny, tmp_path, suffix):
+def test_local_checkpoint_file_loads(tiny, tmp_path, suffix, caplog):
     model, _ = tiny
     path = tmp_path / f"weights{suffix}"
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
@@ -72,6 +72,18 @@ def test_local_checkpoint_file_loads(tiny, tmp_path, suffix):
     loaded, _ = create_clip("AddressCLIP-Tiny", str(path))
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, state[k]), k
+    assert "force-quick-gelu" not in caplog.text          # no OpenAI release of this model
+
+
+def test_weights_file_for_a_model_openai_released_warns_about_quick_gelu(tmp_path, caplog):
+    path = tmp_path / "ViT-B-32.safetensors"
+    path.write_bytes(b"")                                   # only its being a file matters here
+    assert resolve_quick_gelu("ViT-B-32", str(path), None) is False
+    assert "need --force-quick-gelu" in caplog.text
+    caplog.clear()
+    assert resolve_quick_gelu("ViT-B-32", str(path), True) is True
+    assert resolve_quick_gelu("ViT-B-32", "openai", None) is True     # the tag says so
+    assert "force-quick-gelu" not in caplog.text
 
 
 def test_checkpoint_dir_loads_here_and_with_stock_open_clip(tiny, tmp_path):
