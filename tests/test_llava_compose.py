@@ -12,24 +12,13 @@ import torch
 from safetensors import safe_open
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_ial import make_synthetic_dataset  # noqa: E402
 
 from llava_ial.compose import ComposeConfig, ComposeError, compose_to_dir  # noqa: E402
 from llava_ial.layout import read_meta  # noqa: E402
 from llava_ial.template import IMAGE_TOKEN, TURN_END, user_message  # noqa: E402
-from llava_ial.testing import cached_tiny_stack, make_vision_dir, torch_threads  # noqa: E402
+from llava_ial.testing import make_vision_dir  # noqa: E402
 from llava_ial.tiny_lm import build_tiny_lm_dir, registry_names  # noqa: E402
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    return cached_tiny_stack(tmp_path_factory.getbasetemp(), make_synthetic_dataset)
+from llava_fixtures import one_torch_thread, stack  # noqa: E402,F401  (fixtures)
 
 
 def load_clean(folder):

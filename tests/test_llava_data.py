@@ -11,23 +11,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_ial import make_synthetic_dataset  # noqa: E402
 
 from llava_ial.data import (IGNORE_INDEX, Collator, ConversationDataset, SampleError,  # noqa: E402
                             tokenize_samples)
 from llava_ial.template import TURN_END, llava_to_messages  # noqa: E402
-from llava_ial.testing import cached_tiny_stack, torch_threads  # noqa: E402
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    return cached_tiny_stack(tmp_path_factory.getbasetemp(), make_synthetic_dataset)
+from llava_fixtures import one_torch_thread, stack  # noqa: E402,F401  (fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -19,27 +19,15 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_ial import make_synthetic_dataset  # noqa: E402
 
 from llava_ial import train  # noqa: E402
 from llava_ial.layout import read_meta  # noqa: E402
-from llava_ial.testing import cached_tiny_stack, torch_threads  # noqa: E402
+from llava_fixtures import one_torch_thread, stack  # noqa: E402,F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = ["--max_steps", "3", "--per_device_train_batch_size", "4", "--report_to", "none",
          "--save_strategy", "no", "--disable_tqdm", "True", "--dataloader_num_workers", "0",
          "--logging_steps", "1"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    return cached_tiny_stack(tmp_path_factory.getbasetemp(), make_synthetic_dataset)
 
 
 def free_port() -> int:

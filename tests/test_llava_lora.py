@@ -9,29 +9,17 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_ial import make_synthetic_dataset  # noqa: E402
 
 from llava_ial import export, train  # noqa: E402
 from llava_ial.inference import load_for_inference  # noqa: E402
 from llava_ial.layout import read_meta  # noqa: E402
 from llava_ial.model import load_llava  # noqa: E402
-from llava_ial.testing import cached_tiny_stack, torch_threads  # noqa: E402
+from llava_fixtures import one_torch_thread, stack  # noqa: E402,F401  (fixtures)
 
 QUIET = ["--report_to", "none", "--disable_tqdm", "True", "--dataloader_num_workers", "0",
          "--per_device_train_batch_size", "8", "--logging_steps", "1"]
 # Merged weights W + BA reproduce adapter + base up to float32 rounding (observed ~1e-6).
 LOGIT_TOLERANCE = 1e-4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    return cached_tiny_stack(tmp_path_factory.getbasetemp(), make_synthetic_dataset)
 
 
 def lora_args(st, out, *extra):

@@ -15,27 +15,15 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_ial import make_synthetic_dataset  # noqa: E402
 
 from llava_ial import train  # noqa: E402
 from llava_ial.compose import ComposeConfig, compose_to_dir  # noqa: E402
 from llava_ial.inference import answer, load_for_inference, read_image  # noqa: E402
 from llava_ial.layout import read_meta  # noqa: E402
 from llava_ial.smollm2 import convert, gguf_path  # noqa: E402
-from llava_ial.testing import cached_tiny_stack, torch_threads  # noqa: E402
+from llava_fixtures import one_torch_thread, stack  # noqa: E402,F401  (fixtures)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    return cached_tiny_stack(tmp_path_factory.getbasetemp(), make_synthetic_dataset)
 
 
 @pytest.fixture(scope="session")

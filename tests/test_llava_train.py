@@ -10,28 +10,16 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_ial import make_synthetic_dataset  # noqa: E402
 
 from llava_ial import chat, export, train  # noqa: E402
 from llava_ial.config import parse_args  # noqa: E402
 from llava_ial.evaluate import evaluate  # noqa: E402
 from llava_ial.inference import DEFAULT_QUESTION, load_for_inference  # noqa: E402
 from llava_ial.layout import checkpoint_keys, read_meta  # noqa: E402
-from llava_ial.testing import cached_tiny_stack, torch_threads  # noqa: E402
+from llava_fixtures import one_torch_thread, stack  # noqa: E402,F401  (fixtures)
 
 QUIET = ["--report_to", "none", "--disable_tqdm", "True", "--dataloader_num_workers", "0",
          "--save_strategy", "no", "--per_device_train_batch_size", "16", "--logging_steps", "1"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    return cached_tiny_stack(tmp_path_factory.getbasetemp(), make_synthetic_dataset)
 
 
 @pytest.fixture(scope="module")

@@ -419,7 +419,7 @@ def evil(tmp_path):
         return path
 
     probe = write(tmp_path / "probe.pt")
-    torch.load(probe, weights_only=False)
+    torch.load(probe, weights_only=False)          # deliberately unsafe: proves the payload fires
     assert marker.exists()
     marker.unlink()
     return write, marker
