@@ -75,10 +75,13 @@ def _utm_columns(path: Path, name: str, value, count: int | None) -> np.ndarray:
     if array.dtype.kind not in "iuf" or array.ndim != 2 or 2 not in array.shape:
         raise DataError(f"{name} is not a 2 x N UTM matrix (got {array.dtype} of shape "
                         f"{array.shape})", path=path)
-    if array.shape[0] == 2 and (count is None or array.shape[1] == count):
+    if count is None:
+        array = array.T if array.shape[0] == 2 else array      # MATLAB's usual 2 x N
+    elif array.shape == (2, count):
         array = array.T
-    if count is not None and array.shape[0] != count:
-        raise DataError(f"{name} has {array.shape[0]} positions for {count} images", path=path)
+    elif array.shape != (count, 2):
+        positions = array.shape[1] if array.shape[0] == 2 else array.shape[0]
+        raise DataError(f"{name} has {positions} positions for {count} images", path=path)
     array = array.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
     if bad.size:
