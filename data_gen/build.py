@@ -14,14 +14,12 @@ build leaves nothing half-written, and the same seed gives a byte-identical fold
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -37,8 +35,9 @@ from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
 from data_gen.osm import CityMap, embedded_extract_path, read_city
 from data_gen.partition import PartitionConfig, Piece, finalise, initial_pieces, merge_small
 from data_gen.sampling import sample_along_streets
-from data_gen.schema import COORDINATE_COLUMNS, FEATURES, SCHEMA_VERSION, SPLITS
+from data_gen.schema import SCHEMA_VERSION, SPLITS
 from data_gen.splits import assign_splits
+from data_gen.writer import staging_folder, write_dataset
 
 DEFAULT_OUT = Path("runs/helsinki/data")
 
@@ -308,29 +307,10 @@ class DatasetBuilder:
 
     # -- writing -----------------------------------------------------------------------------
     def write(self, city: CityMap, pieces: list[Piece], rows: Rows, root: Path) -> dict:
-        import datasets
-
+        """The shared dataset files (:func:`data_gen.writer.write_dataset`), then card and map."""
         start = time.perf_counter()
         cols = {k: v for k, v in rows.columns.items() if not k.startswith("_")}
         split = np.array(cols["split"], dtype=object)
-        (root / "annotations").mkdir(parents=True, exist_ok=True)
-        for name in SPLITS:
-            idx = np.flatnonzero(split == name)
-            entries = {cols["image"][i]: [cols["caption"][i], cols["verbose_address"][i],
-                                          cols["address"][i]] for i in idx}
-            _write_json(root / "annotations" / f"{name}.json", dict(sorted(entries.items())))
-        with open(root / "coordinates.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(COORDINATE_COLUMNS)
-            for i in range(len(rows)):
-                writer.writerow([cols[k][i] if k in ("image", "split") else repr(float(cols[k][i]))
-                                 for k in COORDINATE_COLUMNS])
-        table = {k: cols[k] for k in FEATURES}
-        splits = datasets.DatasetDict({
-            name: datasets.Dataset.from_dict({k: [v[i] for i in np.flatnonzero(split == name)]
-                                              for k, v in table.items()}, features=FEATURES)
-            for name in SPLITS})
-        splits.save_to_disk(str(root / "hf"))
         candidates = {
             "city": city.city, "crs": city.projection.crs,
             "sub_streets": [{
@@ -344,11 +324,9 @@ class DatasetBuilder:
             "streets": sorted({p.street for p in pieces}),
             "districts": sorted({d.name for d in city.districts}),
         }
-        _write_json(root / "addresses.json", candidates)
         meta = self.meta(city, pieces, cols, split)
-        _write_json(root / "meta.json", meta)
-        if self.skip is not None:
-            _write_json(root / "build_report.json", self.skip.as_dict())
+        write_dataset(root, cols, splits=SPLITS, addresses=candidates, meta=meta, skip=self.skip,
+                      sort_annotations=True, annotation_indent=1)
         district = np.array(cols["district"], dtype=object)
         (root / "README.md").write_text(card_text(meta, split, district), encoding="utf-8")
         first_view = np.flatnonzero(np.array(rows.columns["_view"]) == 0)
@@ -390,11 +368,7 @@ class DatasetBuilder:
         if out.exists() and not c.overwrite and _same_build(out, c):
             print(f"{out}: already built with these settings (--overwrite to rebuild)")
             return out
-        if out.exists() and any(out.iterdir()) and not (out / "meta.json").is_file():
-            raise DataError("exists and is not a dataset folder; refusing to replace it", path=out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        try:
+        with staging_folder(out) as tmp:
             city, pieces = self.read_geography()
             geocoder = ReverseGeocoder(city, pieces, max_distance_m=c.max_distance_m)
             start = time.perf_counter()
@@ -408,21 +382,7 @@ class DatasetBuilder:
             else:
                 self.render_images(city, rows, tmp)
             self.write(city, pieces, rows, tmp)
-            if out.exists():
-                old = out.with_name(f".{out.name}.old-{os.getpid()}")
-                os.replace(out, old)
-                os.replace(tmp, out)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return out
-
-
-def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 def _same_build(out: Path, config: BuildConfig) -> bool:

@@ -106,7 +106,8 @@ def write_coordinates(path: Path, columns: dict) -> None:
 
 
 def write_hf(path: Path, columns: dict, indices: dict) -> None:
-    """``hf/``: a ``datasets.DatasetDict`` with every column of FEATURES, one dataset per split."""
+    """``hf/``: a ``datasets.DatasetDict`` with every column of FEATURES, one dataset per non-empty
+    split (``datasets`` cannot load back a split saved with no rows)."""
     import datasets
     import pyarrow as pa
     from datasets.table import InMemoryTable
@@ -118,7 +119,7 @@ def write_hf(path: Path, columns: dict, indices: dict) -> None:
     splits = datasets.DatasetDict({
         name: datasets.Dataset(InMemoryTable(table.take(pa.array(idx, type=pa.int64())).combine_chunks()),
                                info=datasets.DatasetInfo(features=FEATURES))
-        for name, idx in indices.items()})
+        for name, idx in indices.items() if len(idx)})
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()   # a bar per shard is noise next to the printed counts
     try:
