@@ -17,13 +17,15 @@ whose canonical address fits no form is an error naming the file and key.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from data_gen import addresses as addr
 from data_gen.errors import DataError, SkipReport, handle, skip_or_raise, tagged_error
+from data_gen.paths import _PLAIN as _PLAIN_PATH
 from data_gen.paths import safe_relative_path
 
 ROLES = ("caption", "verbose", "canonical")
@@ -45,9 +47,10 @@ _TRAILING_PARENS = re.compile(r"^(?P<district>[^()]*?)\s*\((?P<cross>[^()]*)\)\s
 # Released annotation JSON
 # --------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ReleasedRecord:
-    """One released entry with its canonical address split into street, cross street and district."""
+class ReleasedRecord(NamedTuple):
+    """One released entry with its canonical address split into street, cross street and district.
+
+    (A named tuple, not a dataclass: millions are made, and a frozen dataclass costs ~5x more.)"""
 
     image: str
     caption: str
@@ -103,6 +106,28 @@ def parse_canonical_form(text: str) -> tuple[str, str, str, str]:
     parentheses (read with the ``&`` form, ``"Oakland (Craig St)"`` would become a district of its
     own). An address mixing both, or with parentheses anywhere else, fits no form.
     """
+    result = _parse_cached(text)
+    if isinstance(result, ValueError):
+        raise ValueError(*result.args)
+    return result
+
+
+@functools.lru_cache(maxsize=1 << 16)   # a benchmark has a few thousand distinct addresses
+def _parse_cached(text: str):
+    try:
+        return _parse_canonical_form(text)
+    except ValueError as exc:
+        return exc
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_record_address(text: str) -> tuple[str, str, str, str, str]:
+    """:func:`parse_canonical_form` plus the address rewritten in the schema's canonical form."""
+    street, cross, district, form = parse_canonical_form(text)
+    return street, cross, district, form, addr.canonical_address(street, cross, district)
+
+
+def _parse_canonical_form(text: str) -> tuple[str, str, str, str]:
     head, sep, tail = text.rpartition(",")
     if not sep:
         raise ValueError("no ', {district}' part")
@@ -138,7 +163,7 @@ def parse_canonical(text: str) -> tuple[str, str, str]:
 def _canonical_score(text: str) -> int:
     """2: clearly ``X & Y, D`` or ``X, D (Y)``; 1: plausibly ``X, D``; 0: not an address (detection only)."""
     stripped = text.strip()
-    if not stripped or stripped.endswith(_SENTENCE_END) or _looks_verbose(stripped):
+    if "," not in stripped or stripped.endswith(_SENTENCE_END) or _looks_verbose(stripped):
         return 0
     try:
         street, cross, district, _ = parse_canonical_form(stripped)
@@ -155,10 +180,24 @@ def _looks_verbose(text: str) -> bool:
     return text.strip().lower().startswith(_VERBOSE_PREFIX)
 
 
+_VERBOSE = -1
+
+
+@functools.lru_cache(maxsize=1 << 18)   # verbose and canonical texts repeat across a file
+def _field_kind(text: str) -> int:
+    """``_VERBOSE`` for a verbose address, else its canonical score (detection only)."""
+    return _VERBOSE if _looks_verbose(text) else _canonical_score(text)
+
+
 def detect_order(values) -> tuple[str, str, str] | None:
     """Which position holds which field, judged from the text alone; None when ambiguous."""
-    verbose = [i for i, v in enumerate(values) if _looks_verbose(v)]
-    scores = [0 if i in verbose else _canonical_score(v) for i, v in enumerate(values)]
+    return _order_from_kinds(tuple(map(_field_kind, values)))
+
+
+@functools.lru_cache(maxsize=None)      # at most a few hundred kind triples exist
+def _order_from_kinds(kinds: tuple[int, ...]) -> tuple[str, str, str] | None:
+    verbose = [i for i, k in enumerate(kinds) if k == _VERBOSE]
+    scores = [max(k, 0) for k in kinds]
     best = max(scores)
     canon = [i for i, s in enumerate(scores) if s == best and s > 0]
     if len(canon) != 1 or len(verbose) != 1:
@@ -206,8 +245,14 @@ def _is_unicode(text: str) -> bool:
         return False
 
 
-def _load_pairs(path: Path) -> list[tuple]:
-    """Read a JSON object's entries; bytes that are not UTF-8 survive as surrogates to be named per key."""
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _load_pairs(path: Path) -> tuple[list[tuple], bool]:
+    """Read a JSON object's entries; bytes that are not UTF-8 survive as surrogates to be named per key.
+
+    Also says whether any text can hold surrogates (undecodable bytes or ``\\ud800``-style
+    escapes); when none can, the per-value UTF-8 check is skipped."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -225,12 +270,15 @@ def _load_pairs(path: Path) -> list[tuple]:
     if not isinstance(data, _Pairs):
         raise DataError("expected a JSON object {image: [caption, verbose, canonical]}, "
                         f"got {type(data).__name__}", path=path)
-    return data.pairs
+    return data.pairs, bad_line is not None or _SURROGATE_ESCAPE.search(raw) is not None
 
 
-def _check_value(path: Path, key, value) -> list[str]:
+def _check_value(path: Path, key, value, check_text: bool = True) -> list[str]:
     """The entry's value must be a list of exactly three strings of valid text."""
-    if not _is_unicode(key):
+    if (not check_text and type(value) is list and len(value) == 3 and type(value[0]) is str
+            and type(value[1]) is str and type(value[2]) is str):
+        return value                     # the common case, without the checks one by one
+    if check_text and not _is_unicode(key):
         raise _error("image key is not valid UTF-8 text", "not_utf8", path=path, row=key)
     if not isinstance(value, list):
         kind = "object" if isinstance(value, _Pairs) else type(value).__name__
@@ -239,7 +287,7 @@ def _check_value(path: Path, key, value) -> list[str]:
     if len(value) != 3 or not all(isinstance(v, str) for v in value):
         raise _error(f"value must be a list of 3 strings, got {_describe(value)}",
                      "bad_value", path=path, row=key)
-    if not all(_is_unicode(v) for v in value):
+    if check_text and not all(_is_unicode(v) for v in value):
         raise _error("value holds text that is not valid UTF-8", "not_utf8", path=path, row=key)
     return value
 
@@ -251,8 +299,13 @@ def _describe(value: list) -> str:
 
 def _safe_image(path: Path, key: str) -> str:
     """The normalised relative image path; anything that could leave the image root is refused."""
+    if key.isascii() and _PLAIN_PATH.fullmatch(key) and key[1:2] != ":":
+        return key                       # already normal (see data_gen.paths)
+    plain = key
+    while plain.startswith("./"):     # the released files write some keys "./000/..."
+        plain = plain[2:]
     try:
-        image = safe_relative_path(key, source=path, row=key)
+        image = safe_relative_path(plain, source=path, row=key)
     except DataError as error:
         error.reason = "unsafe_path"
         raise
@@ -269,21 +322,24 @@ def _majority(counter: collections.Counter) -> tuple[str, str, str]:
     return min(counter, key=lambda order: (-counter[order], order != DEFAULT_ORDER, order))
 
 
+@functools.lru_cache(maxsize=None)
+def _positions(order: tuple[str, str, str]) -> tuple[int, int, int]:
+    """Where caption, verbose and canonical sit under ``order``."""
+    return order.index("caption"), order.index("verbose"), order.index("canonical")
+
+
 def _build_record(path: Path, image: str, values: list[str], order) -> ReleasedRecord:
-    fields = dict(zip(order, values))
-    canonical = fields["canonical"]
+    at_caption, at_verbose, at_canonical = _positions(tuple(order))
+    canonical = values[at_canonical]
     try:
-        street, cross, district, form = parse_canonical_form(canonical)
+        street, cross, district, form, normalised = _parse_record_address(canonical)
     except ValueError as exc:
-        raise DataError(f"canonical address {canonical!r} (field {order.index('canonical') + 1} "
+        raise DataError(f"canonical address {canonical!r} (field {at_canonical + 1} "
                         f"under order {','.join(order)}) fits none of the forms "
                         f"{' | '.join(repr(f) for f in CANONICAL_FORMS)}: {exc}",
                         path=path, row=image) from None
-    return ReleasedRecord(image=image, caption=fields["caption"].strip(),
-                          verbose_address=fields["verbose"].strip(),
-                          canonical_address=addr.canonical_address(street, cross, district),
-                          street=street, cross_street=cross, district=district,
-                          field_order=tuple(order), canonical_form=form)
+    return ReleasedRecord(image, values[at_caption].strip(), values[at_verbose].strip(), normalised,
+                          street, cross, district, order, form)
 
 
 def read_released_annotations(json_path, *, field_order=None,
@@ -298,7 +354,7 @@ def read_released_annotations(json_path, *, field_order=None,
     path = Path(json_path)
     explicit = None if field_order is None else parse_field_order(field_order)
     try:
-        pairs = _load_pairs(path)
+        pairs, check_text = _load_pairs(path)
     except DataError as error:
         handle(error, skip, "unreadable_file")
         return ReleasedAnnotations(source=path, field_order=explicit or DEFAULT_ORDER,
@@ -307,7 +363,7 @@ def read_released_annotations(json_path, *, field_order=None,
     entries, seen = [], {}
     for key, value in pairs:
         try:
-            values = _check_value(path, key, value)
+            values = _check_value(path, key, value, check_text)
             image = _safe_image(path, key)
             if image in seen:
                 raise _error(f"duplicate image (also listed as {seen[image]!r})", "duplicate_image",

@@ -17,7 +17,7 @@ import csv
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from data_gen.errors import DataError, SkipReport, handle, tagged_error as _error
 
@@ -195,6 +195,10 @@ class Coordinates:
         """(easting, northing) of ``image``, None when the source has none."""
         tables = (self.queries, self.positions) if query else (self.positions, self.queries)
         for table in tables:
+            found = table.get(image)
+            if found is not None:
+                return found
+        for table in tables:
             if table:
                 found = lookup_coordinates(table, image)
                 if found is not None:
@@ -229,7 +233,7 @@ def lookup_coordinates(coords: dict, image: str):
     """The (easting, northing) of an image: by its path, else by the Pitts-250K place number."""
     if image in coords:
         return coords[image]
-    match = _PLACE_NUMBER.match(PurePosixPath(image).name)
+    match = _PLACE_NUMBER.match(image.rpartition("/")[2])
     return coords.get(int(match.group(1))) if match else None
 
 
@@ -262,7 +266,7 @@ HEADING_NOTE = ("heading from 'yawK' in the file name: K in 1..12 is the Pitts-2
 
 def heading_from_name(image: str) -> float:
     """Nominal heading in degrees from a ``yawK`` tag (see HEADING_NOTE); 0 when absent."""
-    match = _YAW.search(PurePosixPath(image).name)
+    match = _YAW.search(image.rpartition("/")[2])
     if not match:
         return 0.0
     value = float(match.group(1))
