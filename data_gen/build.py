@@ -53,6 +53,9 @@ class BuildConfig:
         "help": "folder of your own photos (with --gps-csv); no rendering then"})
     gps_csv: Path | None = field(default=None, metadata={
         "help": "CSV with image,lat,lon[,heading]; image paths relative to --images"})
+    copy_images: bool = field(default=True, metadata={
+        "help": "copy --images into the dataset's images/; --no-copy-images keeps them where they "
+                "are (meta.json image_root), for collections of millions"})
     captioner: Path | None = field(default=None, metadata={
         "help": "local image-captioning model folder (e.g. BLIP) for --images"})
     spacing_m: float = field(default=12.0, metadata={"help": "metres between rendered locations"})
@@ -117,7 +120,8 @@ def _render_chunk(args) -> list[tuple[str, dict]]:
 
 
 def _check_chunk(args) -> list[str | None]:
-    """Worker: decode and copy one chunk of user photos; returns an error message or None each."""
+    """Worker: decode (and copy, unless ``dest_root`` is None) one chunk of user photos; returns an
+    error message or None each."""
     from data_gen.photos import check_image
 
     source_root, dest_root, gps_csv, jobs = args
@@ -125,9 +129,10 @@ def _check_chunk(args) -> list[str | None]:
     for relpath, row in jobs:
         try:
             check_image(Path(source_root), relpath, Path(gps_csv), row)
-            target = Path(dest_root) / relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(source_root) / relpath, target)
+            if dest_root is not None:
+                target = Path(dest_root) / relpath
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(source_root) / relpath, target)
             results.append(None)
         except DataError as exc:
             results.append(str(exc))
@@ -235,7 +240,7 @@ class DatasetBuilder:
         else:
             relative = np.zeros(n)
             heading = np.nan_to_num(locs["heading"], nan=0.0)
-            images = [f"images/{p}" for p in locs["image"]]
+            images = [f"images/{p}" if c.copy_images else p for p in locs["image"]]
         lon, lat = city.projection.to_lonlat(locs["x"], locs["y"])
         sub = [pieces[i] for i in locs["sub_street"][loc_id]]
         cols = {
@@ -283,9 +288,10 @@ class DatasetBuilder:
         c = self.config
         start = time.perf_counter()
         cols = rows.columns
-        jobs = [(img[len("images/"):], row) for img, row in zip(cols["image"], cols["_row"])]
-        chunks = [(str(c.images), str(root / "images"), str(c.gps_csv), chunk)
-                  for chunk in _chunks(jobs, 32)]
+        prefix = len("images/") if c.copy_images else 0
+        jobs = [(img[prefix:], row) for img, row in zip(cols["image"], cols["_row"])]
+        dest = str(root / "images") if c.copy_images else None
+        chunks = [(str(c.images), dest, str(c.gps_csv), chunk) for chunk in _chunks(jobs, 32)]
         errors = _parallel(_check_chunk, chunks, self.workers, "check images", len(jobs))
         bad = [i for i, e in enumerate(errors) if e is not None]
         for i in bad:
@@ -297,7 +303,9 @@ class DatasetBuilder:
             from data_gen.captions import LocalCaptioner
 
             captioner = LocalCaptioner(c.captioner)
-            rows.columns["caption"] = captioner.caption_paths([root / p for p in rows.columns["image"]])
+            image_root = root if c.copy_images else Path(c.images)
+            rows.columns["caption"] = captioner.caption_paths(
+                [image_root / p for p in rows.columns["image"]])
         else:
             from data_gen.captions import no_captioner_message
 
@@ -342,7 +350,8 @@ class DatasetBuilder:
         loc = np.array(cols["location_id"])
         sub = np.array(cols["sub_street_id"])
         osm_path = Path(c.osm) if c.osm else embedded_extract_path()
-        return {
+        in_place = {} if c.copy_images or not c.images else {"image_root": str(Path(c.images).resolve())}
+        return {**in_place,
             "schema_version": SCHEMA_VERSION, "city": city.city, "crs": city.projection.crs,
             "source": {"kind": "photos" if c.images else "rendered",
                        "osm": osm_path.name if c.osm is None else str(c.osm),
