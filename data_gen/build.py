@@ -58,6 +58,9 @@ class BuildConfig:
                 "are (meta.json image_root), for collections of millions"})
     captioner: Path | None = field(default=None, metadata={
         "help": "local image-captioning model folder (e.g. BLIP) for --images"})
+    photo_results: Path | None = field(default=None, metadata={
+        "help": "photos.json from `torchrun -m data_gen.photo_shards` (checks and captions done on "
+                "many processes/GPUs); the build then neither decodes nor captions the photos"})
     spacing_m: float = field(default=12.0, metadata={"help": "metres between rendered locations"})
     headings: int = field(default=4, metadata={"help": "rendered views per location"})
     image_size: int = field(default=128, metadata={"help": "rendered image side, pixels"})
@@ -137,6 +140,16 @@ def _check_chunk(args) -> list[str | None]:
         except DataError as exc:
             results.append(str(exc))
     return results
+
+
+def _copy_chunk(args) -> list[None]:
+    """Worker: copy one chunk of already checked photos into the dataset."""
+    source_root, dest_root, jobs = args
+    for relpath, _ in jobs:
+        target = Path(dest_root) / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(source_root) / relpath, target)
+    return [None] * len(jobs)
 
 
 def _parallel(fn, chunks: list, workers: int, desc: str, total: int) -> list:
@@ -291,14 +304,11 @@ class DatasetBuilder:
         prefix = len("images/") if c.copy_images else 0
         jobs = [(img[prefix:], row) for img, row in zip(cols["image"], cols["_row"])]
         dest = str(root / "images") if c.copy_images else None
+        if c.photo_results is not None:
+            return self._use_photo_results(rows, jobs, dest, start)
         chunks = [(str(c.images), dest, str(c.gps_csv), chunk) for chunk in _chunks(jobs, 32)]
         errors = _parallel(_check_chunk, chunks, self.workers, "check images", len(jobs))
-        bad = [i for i, e in enumerate(errors) if e is not None]
-        for i in bad:
-            handle(DataError(errors[i]), self.skip, "bad_image")
-        if bad:
-            keep = np.setdiff1d(np.arange(len(rows)), bad)
-            rows = Rows({k: [v[i] for i in keep] for k, v in cols.items()})
+        rows = self._drop_bad(rows, errors)
         if c.captioner is not None:
             from data_gen.captions import LocalCaptioner
 
@@ -310,6 +320,34 @@ class DatasetBuilder:
             from data_gen.captions import no_captioner_message
 
             print(no_captioner_message(), file=sys.stderr)
+        self._timed("check_images", start)
+        return rows
+
+    def _drop_bad(self, rows: Rows, errors: list) -> Rows:
+        bad = [i for i, e in enumerate(errors) if e is not None]
+        for i in bad:
+            handle(DataError(errors[i]), self.skip, "bad_image")
+        if bad:
+            keep = np.setdiff1d(np.arange(len(rows)), bad)
+            rows = Rows({k: [v[i] for i in keep] for k, v in rows.columns.items()})
+        return rows
+
+    def _use_photo_results(self, rows: Rows, jobs: list, dest: str | None, start: float) -> Rows:
+        """Checks and captions from ``data_gen.photo_shards`` instead of doing them here."""
+        from data_gen.photo_shards import read_results
+
+        c = self.config
+        results = read_results(c.photo_results, c.images)
+        missing = [relpath for relpath, _ in jobs if relpath not in results]
+        if missing:
+            raise DataError(f"{len(missing)} photo(s) of the GPS table have no result (e.g. "
+                            f"{missing[0]!r}); rerun data_gen.photo_shards", path=c.photo_results)
+        rows = self._drop_bad(rows, [results[relpath]["error"] for relpath, _ in jobs])
+        kept = [(relpath, row) for relpath, row in jobs if results[relpath]["error"] is None]
+        if dest is not None:
+            chunks = [(str(c.images), dest, chunk) for chunk in _chunks(kept, 64)]
+            _parallel(_copy_chunk, chunks, self.workers, "copy images", len(kept))
+        rows.columns["caption"] = [results[relpath]["caption"] or "" for relpath, _ in kept]
         self._timed("check_images", start)
         return rows
 
