@@ -310,7 +310,10 @@ def _convert(annotations: dict, coordinates, *, city: str, utm_zone: str | None,
                    "streets": len(street_list), "districts": len({c["district"] for c in subs}),
                    "skipped": 0 if skip is None else skip.total},
     }
-    addresses = {"city": city, "crs": crs, "sub_streets": subs, "streets": street_list,
+    # "streets" holds names, as build writes it and the QA gazetteer reads it; the street-level
+    # addresses (one per street and district) are listed apart
+    addresses = {"city": city, "crs": crs, "sub_streets": subs,
+                 "streets": sorted({c["street"] for c in subs}), "street_addresses": street_list,
                  "districts": sorted({c["district"] for c in subs})}
     with staging_folder(out) as tmp:
         write_dataset(tmp, columns, splits=names, addresses=addresses, meta=meta, skip=skip)

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from data_gen.dataset import load_dataset_dir
 from data_gen.errors import DataError, SkipReport
@@ -203,3 +206,36 @@ def test_cli_with_released_names(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "test 8" in out and "database 40" in out and "carved from train" in out
     assert FORM_PARENTHESES in out
+
+
+def test_released_dataset_feeds_the_qa_gazetteer(tmp_path):
+    from eval.gazetteer import Gazetteer
+
+    _, ds, _ = _pitts(tmp_path)
+    gazetteer = Gazetteer.from_dataset(ds)
+    assert sorted(gazetteer.streets) == ["East Carson St", "Fifth Ave", "Forbes Ave"]
+    assert sorted(gazetteer.districts) == ["Downtown", "Oakland", "South Side Flats"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab./\\: @_-\x00", max_size=12))
+def test_plain_path_fast_path_agrees_with_the_full_check(text):
+    """The shortcut for already-normal paths must accept and return exactly what the full check does."""
+    from data_gen.paths import _PLAIN, safe_relative_path
+
+    def full(t):
+        try:
+            return str(PurePosixPath(t.replace("\\", "/"))) if t.strip() and ".." not in \
+                PurePosixPath(t.replace("\\", "/")).parts and not t.replace("\\", "/").startswith("/") \
+                and t.replace("\\", "/")[1:2] != ":" and "\x00" not in t else None
+        except Exception:
+            return None
+
+    try:
+        got = safe_relative_path(text)
+    except DataError:
+        got = None
+    if _PLAIN.fullmatch(text) and text[1:2] != ":":
+        assert got == text == full(text)
+    else:
+        assert got == full(text)
