@@ -17,6 +17,7 @@ from PIL import Image
 from data_gen.build import BuildConfig, build
 from data_gen.dataset import load_dataset_dir
 from data_gen.photo_shards import read_shards
+from test_captions import tiny_blip  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,3 +83,18 @@ def test_two_ranks_resume_merge_and_feed_the_build(tmp_path, helsinki):
     assert sum(len(ds.splits[s]) for s in ds.splits) == 11
     assert json.loads((out / "build_report.json").read_text())["by_reason"] == {"bad_image": 1}
     assert (out / "images" / "cam" / "0.jpg").read_bytes() == (photos / "cam" / "0.jpg").read_bytes()
+
+
+def test_two_ranks_caption_as_one_process_does(tmp_path, helsinki, tiny_blip):  # noqa: F811
+    from data_gen.captions import LocalCaptioner
+
+    photos, gps = _photos(tmp_path, helsinki, n=6)
+    work = tmp_path / "work"
+    run = _torchrun(photos, gps, work, "--captioner", str(tiny_blip))
+    assert run.returncode == 0, run.stderr
+    merged = json.loads((work / "photos.json").read_text())["images"]
+    good = [f"cam/{i}.jpg" for i in range(6) if i != 4]
+    expected = LocalCaptioner(tiny_blip, batch_size=2).caption_paths(
+        [photos / im for im in good], progress=False)
+    assert [merged[im]["caption"] for im in good] == expected      # each photo keeps its own caption
+    assert len(set(expected)) > 1 and merged["cam/4.jpg"]["caption"] == ""
