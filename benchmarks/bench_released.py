@@ -59,7 +59,7 @@ def convert(train: Path, coords: Path, out: Path, profile: bool) -> None:
     """Child process: the conversion alone."""
     from data_gen import released
 
-    steps = {}
+    steps, peaks = {}, {}
     wrap = {"read_released_annotations": "read annotations", "read_coordinates": "read coordinates",
             "write_dataset": "write dataset"}
     for name, label in wrap.items():
@@ -71,6 +71,7 @@ def convert(train: Path, coords: Path, out: Path, profile: bool) -> None:
                 return _fn(*a, **k)
             finally:
                 steps[_label] = steps.get(_label, 0.0) + time.process_time() - start
+                peaks[_label] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         setattr(released, name, timed)
     start, cpu = time.perf_counter(), time.process_time()
     if profile:
@@ -89,6 +90,7 @@ def convert(train: Path, coords: Path, out: Path, profile: bool) -> None:
     print(json.dumps({"entries": n, "seconds": round(wall, 2), "entries_per_s": round(n / wall),
                       "cpu_seconds": round(cpu, 2), "entries_per_cpu_s": round(n / cpu),
                       "peak_rss_mib": round(peak), "steps_cpu_s": {k: round(v, 2) for k, v in steps.items()},
+                      "peak_rss_mib_after": peaks,
                       "splits": meta["counts"]["splits"], "sub_streets": meta["counts"]["sub_streets"]}))
 
 

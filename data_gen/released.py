@@ -215,17 +215,20 @@ def streets(subs: list[dict]) -> list[dict]:
 def _columns(records, split, utm, lat, lon, location, coords: Coordinates, city: str, ids: dict) -> dict:
     heading = coords.heading or {}
     images = [r.image for r in records]
+    # one sub-street and street-address string per address, shared by its rows
+    derived = {r.canonical_address: (addr.sub_street_name(r.street, r.cross_street),
+                                     addr.street_address(r.street, r.district)) for r in records}
     return {
         "id": images, "image": images, "split": split.tolist(), "location_id": location,
-        "heading": np.array([heading.get(im, None) if im in heading else heading_from_name(im)
+        "heading": np.array([heading[im] if im in heading else heading_from_name(im)
                              for im in images], dtype=np.float32),
         "lat": lat, "lon": lon, "utm_easting": utm[:, 0], "utm_northing": utm[:, 1],
         "street": [r.street for r in records], "cross_street": [r.cross_street for r in records],
-        "sub_street": [addr.sub_street_name(r.street, r.cross_street) for r in records],
+        "sub_street": [derived[r.canonical_address][0] for r in records],
         "sub_street_id": np.array([ids[r.canonical_address] for r in records], dtype=np.int32),
         "district": [r.district for r in records], "city": [city] * len(records),
         "address": [r.canonical_address for r in records],
-        "street_address": [addr.street_address(r.street, r.district) for r in records],
+        "street_address": [derived[r.canonical_address][1] for r in records],
         "verbose_address": [r.verbose_address for r in records],
         "caption": [r.caption for r in records],
         "distance_m": np.zeros(len(records), dtype=np.float32),

@@ -28,6 +28,7 @@ from data_gen.errors import DataError, SkipReport
 from data_gen.schema import COORDINATE_COLUMNS, FEATURES
 
 HF_BATCH_ROWS = 20_000     # rows per Arrow record batch in hf/
+JSON_CHUNK = 20_000        # annotation entries encoded at a time
 ANNOTATION_FIELDS = ("caption", "verbose_address", "address")   # the released [caption, verbose, canonical]
 
 
@@ -87,24 +88,42 @@ def split_indices(split, names) -> dict[str, np.ndarray]:
 
 def write_annotations(folder: Path, columns: dict, indices: dict, *, sort: bool = False,
                       indent: int | None = None) -> None:
-    """``annotations/{split}.json`` in the released layout ``{image: [caption, verbose, canonical]}``."""
+    """``annotations/{split}.json`` in the released layout ``{image: [caption, verbose, canonical]}``.
+
+    Without ``indent`` the object is written in chunks of :data:`JSON_CHUNK` entries (the same bytes
+    as one ``json.dumps``), so millions of entries never sit in memory as one dict and one string.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     image = columns["image"]
     caption, verbose, address = (columns[name] for name in ANNOTATION_FIELDS)
     for name, idx in indices.items():
         order = sorted(idx.tolist(), key=image.__getitem__) if sort else idx.tolist()
-        entries = {image[i]: [caption[i], verbose[i], address[i]] for i in order}
-        write_json(folder / f"{name}.json", entries, indent=indent)
+        if indent is not None:
+            entries = {image[i]: [caption[i], verbose[i], address[i]] for i in order}
+            write_json(folder / f"{name}.json", entries, indent=indent)
+            continue
+        with open(folder / f"{name}.json", "w", encoding="utf-8") as f:
+            f.write("{")
+            for start in range(0, len(order), JSON_CHUNK):
+                chunk = {image[i]: [caption[i], verbose[i], address[i]]
+                         for i in order[start:start + JSON_CHUNK]}
+                text = json.dumps(chunk, ensure_ascii=False)[1:-1]
+                f.write((", " if start else "") + text)
+            f.write("}\n")
 
 
 def write_coordinates(path: Path, columns: dict) -> None:
-    """``coordinates.csv``: image, split, then UTM, lat/lon and heading as exact float reprs."""
-    numeric = [list(map(repr, np.asarray(columns[name], dtype=np.float64).tolist()))
-               for name in COORDINATE_COLUMNS[2:]]
+    """``coordinates.csv``: image, split, then UTM, lat/lon and heading as exact float reprs
+    (formatted :data:`JSON_CHUNK` rows at a time)."""
+    numeric = [np.asarray(columns[name], dtype=np.float64) for name in COORDINATE_COLUMNS[2:]]
+    image, split = columns["image"], columns["split"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(COORDINATE_COLUMNS)
-        writer.writerows(zip(columns["image"], columns["split"], *numeric))
+        for start in range(0, len(image), JSON_CHUNK):
+            end = start + JSON_CHUNK
+            text = [list(map(repr, col[start:end].tolist())) for col in numeric]
+            writer.writerows(zip(image[start:end], split[start:end], *text))
 
 
 def write_hf(path: Path, columns: dict, indices: dict) -> None:
@@ -118,10 +137,12 @@ def write_hf(path: Path, columns: dict, indices: dict) -> None:
     arrays = [pa.array(np.asarray(columns[name]) if not isinstance(columns[name], list)
                        else columns[name], type=schema.field(name).type) for name in FEATURES]
     table = pa.Table.from_arrays(arrays, schema=schema)
+    del arrays
     splits = datasets.DatasetDict({
         name: datasets.Dataset(InMemoryTable(table.take(pa.array(idx, type=pa.int64())).combine_chunks()),
                                info=datasets.DatasetInfo(features=FEATURES))
         for name, idx in indices.items() if len(idx)})
+    del table       # each split holds its own copy of its rows now
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()   # a bar per shard is noise next to the printed counts
     # save_to_disk writes record batches of config.DEFAULT_MAX_BATCH_SIZE (1,000) rows, each with a
