@@ -18,7 +18,7 @@ from data_gen.released_annotations import (FORM_AMPERSAND, FORM_PARENTHESES, FOR
                                            parse_canonical_form)
 from data_gen.released_mat import read_mat_coordinates
 from data_gen.released_sfxl import parse_sfxl_name, read_sfxl_names, zone_crs
-from released_fixtures import AMP, PAREN, PITTS, SF, make_pitts, make_sf, sfxl_name
+from released_fixtures import PAREN, SF, make_pitts, make_sf, sfxl_name
 
 
 def _write(path, data):
