@@ -150,7 +150,8 @@ def _lat_lon(records, utm: np.ndarray, coords: Coordinates, crs: str) -> tuple[n
     bad = np.flatnonzero(~(np.isfinite(lat) & np.isfinite(lon)))
     if bad.size:
         i = int(bad[0])
-        raise DataError(f"UTM {utm[i].tolist()} did not convert to lat/lon in {crs}", row=records[i].image)
+        raise DataError(f"UTM {utm[i].tolist()} did not convert to lat/lon in {crs}",
+                        row=records[i].image)
     return lat, lon
 
 

@@ -161,7 +161,8 @@ def parse_canonical(text: str) -> tuple[str, str, str]:
 
 
 def _canonical_score(text: str) -> int:
-    """2: clearly ``X & Y, D`` or ``X, D (Y)``; 1: plausibly ``X, D``; 0: not an address (detection only)."""
+    """2: clearly ``X & Y, D`` or ``X, D (Y)``; 1: plausibly ``X, D``; 0: not an address
+    (detection only)."""
     stripped = text.strip()
     if "," not in stripped or stripped.endswith(_SENTENCE_END) or _looks_verbose(stripped):
         return 0

@@ -47,10 +47,14 @@ def parse_sfxl_name(image: str) -> dict:
     heading = None
     if len(fields) > 9 and fields[9].strip():
         try:
-            heading = float(fields[9]) % 360.0
+            heading = float(fields[9])
         except ValueError:
             raise ValueError(f"heading {fields[9]!r} is not a number") from None
-    return {"easting": east, "northing": north, "crs": zone_crs(zone, fields[4]), "zone": f"{zone}{fields[4].upper()}",
+        if not math.isfinite(heading):
+            raise ValueError(f"heading {fields[9]!r} is not finite")
+        heading %= 360.0
+    return {"easting": east, "northing": north, "crs": zone_crs(zone, fields[4]),
+            "zone": f"{zone}{fields[4].upper()}",
             "lat": lat, "lon": lon, "heading": heading}
 
 

@@ -29,7 +29,8 @@ from data_gen.schema import COORDINATE_COLUMNS, FEATURES
 
 HF_BATCH_ROWS = 20_000     # rows per Arrow record batch in hf/
 JSON_CHUNK = 20_000        # annotation entries encoded at a time
-ANNOTATION_FIELDS = ("caption", "verbose_address", "address")   # the released [caption, verbose, canonical]
+# the released [caption, verbose, canonical], by column name
+ANNOTATION_FIELDS = ("caption", "verbose_address", "address")
 
 
 def write_json(path: Path, obj, *, indent: int | None = 1) -> None:
