@@ -14,14 +14,12 @@ build leaves nothing half-written, and the same seed gives a byte-identical fold
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -37,8 +35,9 @@ from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
 from data_gen.osm import CityMap, embedded_extract_path, read_city
 from data_gen.partition import PartitionConfig, Piece, finalise, initial_pieces, merge_small
 from data_gen.sampling import sample_along_streets
-from data_gen.schema import COORDINATE_COLUMNS, FEATURES, SCHEMA_VERSION, SPLITS
+from data_gen.schema import SCHEMA_VERSION, SPLITS
 from data_gen.splits import assign_splits
+from data_gen.writer import staging_folder, write_dataset
 
 DEFAULT_OUT = Path("runs/helsinki/data")
 
@@ -54,8 +53,14 @@ class BuildConfig:
         "help": "folder of your own photos (with --gps-csv); no rendering then"})
     gps_csv: Path | None = field(default=None, metadata={
         "help": "CSV with image,lat,lon[,heading]; image paths relative to --images"})
+    copy_images: bool = field(default=True, metadata={
+        "help": "copy --images into the dataset's images/; --no-copy-images keeps them where they "
+                "are (meta.json image_root), for collections of millions"})
     captioner: Path | None = field(default=None, metadata={
         "help": "local image-captioning model folder (e.g. BLIP) for --images"})
+    photo_results: Path | None = field(default=None, metadata={
+        "help": "photos.json from `torchrun -m data_gen.photo_shards` (checks and captions done on "
+                "many processes/GPUs); the build then neither decodes nor captions the photos"})
     spacing_m: float = field(default=12.0, metadata={"help": "metres between rendered locations"})
     headings: int = field(default=4, metadata={"help": "rendered views per location"})
     image_size: int = field(default=128, metadata={"help": "rendered image side, pixels"})
@@ -118,7 +123,8 @@ def _render_chunk(args) -> list[tuple[str, dict]]:
 
 
 def _check_chunk(args) -> list[str | None]:
-    """Worker: decode and copy one chunk of user photos; returns an error message or None each."""
+    """Worker: decode (and copy, unless ``dest_root`` is None) one chunk of user photos; returns an
+    error message or None each."""
     from data_gen.photos import check_image
 
     source_root, dest_root, gps_csv, jobs = args
@@ -126,13 +132,24 @@ def _check_chunk(args) -> list[str | None]:
     for relpath, row in jobs:
         try:
             check_image(Path(source_root), relpath, Path(gps_csv), row)
-            target = Path(dest_root) / relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(source_root) / relpath, target)
+            if dest_root is not None:
+                target = Path(dest_root) / relpath
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(source_root) / relpath, target)
             results.append(None)
         except DataError as exc:
             results.append(str(exc))
     return results
+
+
+def _copy_chunk(args) -> list[None]:
+    """Worker: copy one chunk of already checked photos into the dataset."""
+    source_root, dest_root, jobs = args
+    for relpath, _ in jobs:
+        target = Path(dest_root) / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(source_root) / relpath, target)
+    return [None] * len(jobs)
 
 
 def _parallel(fn, chunks: list, workers: int, desc: str, total: int) -> list:
@@ -236,7 +253,7 @@ class DatasetBuilder:
         else:
             relative = np.zeros(n)
             heading = np.nan_to_num(locs["heading"], nan=0.0)
-            images = [f"images/{p}" for p in locs["image"]]
+            images = [f"images/{p}" if c.copy_images else p for p in locs["image"]]
         lon, lat = city.projection.to_lonlat(locs["x"], locs["y"])
         sub = [pieces[i] for i in locs["sub_street"][loc_id]]
         cols = {
@@ -284,21 +301,21 @@ class DatasetBuilder:
         c = self.config
         start = time.perf_counter()
         cols = rows.columns
-        jobs = [(img[len("images/"):], row) for img, row in zip(cols["image"], cols["_row"])]
-        chunks = [(str(c.images), str(root / "images"), str(c.gps_csv), chunk)
-                  for chunk in _chunks(jobs, 32)]
+        prefix = len("images/") if c.copy_images else 0
+        jobs = [(img[prefix:], row) for img, row in zip(cols["image"], cols["_row"])]
+        dest = str(root / "images") if c.copy_images else None
+        if c.photo_results is not None:
+            return self._use_photo_results(rows, jobs, dest, start)
+        chunks = [(str(c.images), dest, str(c.gps_csv), chunk) for chunk in _chunks(jobs, 32)]
         errors = _parallel(_check_chunk, chunks, self.workers, "check images", len(jobs))
-        bad = [i for i, e in enumerate(errors) if e is not None]
-        for i in bad:
-            handle(DataError(errors[i]), self.skip, "bad_image")
-        if bad:
-            keep = np.setdiff1d(np.arange(len(rows)), bad)
-            rows = Rows({k: [v[i] for i in keep] for k, v in cols.items()})
+        rows = self._drop_bad(rows, errors)
         if c.captioner is not None:
             from data_gen.captions import LocalCaptioner
 
             captioner = LocalCaptioner(c.captioner)
-            rows.columns["caption"] = captioner.caption_paths([root / p for p in rows.columns["image"]])
+            image_root = root if c.copy_images else Path(c.images)
+            rows.columns["caption"] = captioner.caption_paths(
+                [image_root / p for p in rows.columns["image"]])
         else:
             from data_gen.captions import no_captioner_message
 
@@ -306,31 +323,40 @@ class DatasetBuilder:
         self._timed("check_images", start)
         return rows
 
+    def _drop_bad(self, rows: Rows, errors: list) -> Rows:
+        bad = [i for i, e in enumerate(errors) if e is not None]
+        for i in bad:
+            handle(DataError(errors[i]), self.skip, "bad_image")
+        if bad:
+            keep = np.setdiff1d(np.arange(len(rows)), bad)
+            rows = Rows({k: [v[i] for i in keep] for k, v in rows.columns.items()})
+        return rows
+
+    def _use_photo_results(self, rows: Rows, jobs: list, dest: str | None, start: float) -> Rows:
+        """Checks and captions from ``data_gen.photo_shards`` instead of doing them here."""
+        from data_gen.photo_shards import read_results
+
+        c = self.config
+        results = read_results(c.photo_results, c.images)
+        missing = [relpath for relpath, _ in jobs if relpath not in results]
+        if missing:
+            raise DataError(f"{len(missing)} photo(s) of the GPS table have no result (e.g. "
+                            f"{missing[0]!r}); rerun data_gen.photo_shards", path=c.photo_results)
+        rows = self._drop_bad(rows, [results[relpath]["error"] for relpath, _ in jobs])
+        kept = [(relpath, row) for relpath, row in jobs if results[relpath]["error"] is None]
+        if dest is not None:
+            chunks = [(str(c.images), dest, chunk) for chunk in _chunks(kept, 64)]
+            _parallel(_copy_chunk, chunks, self.workers, "copy images", len(kept))
+        rows.columns["caption"] = [results[relpath]["caption"] or "" for relpath, _ in kept]
+        self._timed("check_images", start)
+        return rows
+
     # -- writing -----------------------------------------------------------------------------
     def write(self, city: CityMap, pieces: list[Piece], rows: Rows, root: Path) -> dict:
-        import datasets
-
+        """The shared dataset files (:func:`data_gen.writer.write_dataset`), then card and map."""
         start = time.perf_counter()
         cols = {k: v for k, v in rows.columns.items() if not k.startswith("_")}
         split = np.array(cols["split"], dtype=object)
-        (root / "annotations").mkdir(parents=True, exist_ok=True)
-        for name in SPLITS:
-            idx = np.flatnonzero(split == name)
-            entries = {cols["image"][i]: [cols["caption"][i], cols["verbose_address"][i],
-                                          cols["address"][i]] for i in idx}
-            _write_json(root / "annotations" / f"{name}.json", dict(sorted(entries.items())))
-        with open(root / "coordinates.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(COORDINATE_COLUMNS)
-            for i in range(len(rows)):
-                writer.writerow([cols[k][i] if k in ("image", "split") else repr(float(cols[k][i]))
-                                 for k in COORDINATE_COLUMNS])
-        table = {k: cols[k] for k in FEATURES}
-        splits = datasets.DatasetDict({
-            name: datasets.Dataset.from_dict({k: [v[i] for i in np.flatnonzero(split == name)]
-                                              for k, v in table.items()}, features=FEATURES)
-            for name in SPLITS})
-        splits.save_to_disk(str(root / "hf"))
         candidates = {
             "city": city.city, "crs": city.projection.crs,
             "sub_streets": [{
@@ -344,11 +370,9 @@ class DatasetBuilder:
             "streets": sorted({p.street for p in pieces}),
             "districts": sorted({d.name for d in city.districts}),
         }
-        _write_json(root / "addresses.json", candidates)
         meta = self.meta(city, pieces, cols, split)
-        _write_json(root / "meta.json", meta)
-        if self.skip is not None:
-            _write_json(root / "build_report.json", self.skip.as_dict())
+        write_dataset(root, cols, splits=SPLITS, addresses=candidates, meta=meta, skip=self.skip,
+                      sort_annotations=True, annotation_indent=1)
         district = np.array(cols["district"], dtype=object)
         (root / "README.md").write_text(card_text(meta, split, district), encoding="utf-8")
         first_view = np.flatnonzero(np.array(rows.columns["_view"]) == 0)
@@ -364,7 +388,8 @@ class DatasetBuilder:
         loc = np.array(cols["location_id"])
         sub = np.array(cols["sub_street_id"])
         osm_path = Path(c.osm) if c.osm else embedded_extract_path()
-        return {
+        in_place = {} if c.copy_images or not c.images else {"image_root": str(Path(c.images).resolve())}
+        return {**in_place,
             "schema_version": SCHEMA_VERSION, "city": city.city, "crs": city.projection.crs,
             "source": {"kind": "photos" if c.images else "rendered",
                        "osm": osm_path.name if c.osm is None else str(c.osm),
@@ -390,11 +415,7 @@ class DatasetBuilder:
         if out.exists() and not c.overwrite and _same_build(out, c):
             print(f"{out}: already built with these settings (--overwrite to rebuild)")
             return out
-        if out.exists() and any(out.iterdir()) and not (out / "meta.json").is_file():
-            raise DataError("exists and is not a dataset folder; refusing to replace it", path=out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        try:
+        with staging_folder(out) as tmp:
             city, pieces = self.read_geography()
             geocoder = ReverseGeocoder(city, pieces, max_distance_m=c.max_distance_m)
             start = time.perf_counter()
@@ -408,21 +429,7 @@ class DatasetBuilder:
             else:
                 self.render_images(city, rows, tmp)
             self.write(city, pieces, rows, tmp)
-            if out.exists():
-                old = out.with_name(f".{out.name}.old-{os.getpid()}")
-                os.replace(out, old)
-                os.replace(tmp, out)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return out
-
-
-def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 def _same_build(out: Path, config: BuildConfig) -> bool:

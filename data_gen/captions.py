@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .errors import DataError, SkipReport, handle
 
@@ -240,15 +240,12 @@ def _join(prompt: str, continuation: str) -> str:
 
 
 def _open_rgb(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            return im.convert("RGB")
-    except FileNotFoundError as e:
-        raise DataError("image file not found", path=path) from e
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot read image ({type(e).__name__}: {e})", path=path) from e
+    """The toolkit's one image reader (EXIF orientation applied, any mode to RGB), naming ``path``."""
+    from data_gen.photos import open_rgb
+
+    if not Path(path).is_file():
+        raise DataError("image file not found", path=path)
+    return open_rgb(path, source=path)
 
 
 __all__ = ["DEFAULT_PROMPT", "DEFAULT_MODEL_ID", "LocalCaptioner", "no_captioner_message"]

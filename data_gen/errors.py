@@ -55,3 +55,15 @@ def handle(error: DataError, skip: SkipReport | None, reason: str) -> None:
     if skip is None:
         raise error
     skip.skip(reason, error)
+
+
+def tagged_error(message: str, reason: str, *, path=None, row=None) -> DataError:
+    """A DataError tagged with the skip-report reason it is counted under when skipping."""
+    error = DataError(message, path=path, row=row)
+    error.reason = reason
+    return error
+
+
+def skip_or_raise(error: DataError, skip: SkipReport | None, default: str) -> None:
+    """:func:`handle` under the error's own reason tag when it has one, else ``default``."""
+    handle(error, skip, getattr(error, "reason", default))

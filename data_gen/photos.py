@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from data_gen.csvtable import number_in_range, read_rows
 from data_gen.errors import DataError, SkipReport, handle
@@ -55,6 +55,7 @@ def read_gps_csv(path: str | Path, *, skip: SkipReport | None = None) -> PhotoTa
 
 
 MIN_SIDE = 8          # pixels; smaller "photos" are thumbnails or icons, not street views
+_ORIENTATION = 0x0112  # the EXIF tag
 _WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
@@ -63,10 +64,13 @@ def open_rgb(path: str | Path, *, source: str | Path | None = None, row=None) ->
 
     Why fully and here: PIL decodes lazily, so a truncated JPEG opens fine and fails later inside a
     transform or a DataLoader worker whose traceback names no file. The image readers of the
-    training and evaluation paths (builder checks, both training stages, LLaVA inference, QA
-    backends) all go through this function, so they accept and refuse the same files (the
-    captioner keeps its own reader, which also turns EXIF-rotated photos upright). Decisions:
+    training and evaluation paths (builder checks, the captioner, both training stages, LLaVA
+    inference, the QA backends) all go through this function, so they accept and refuse the same
+    files and see the same pixels. Decisions:
 
+    - the EXIF orientation tag is applied (``ImageOps.exif_transpose``): a phone photo stored
+      sideways with orientation 6 ("rotate 90 degrees clockwise to view") reaches every model
+      upright, as it is displayed, not as its pixels are stored;
     - convertible modes are converted, not refused: CMYK, palette (``P``/``PA``), grey with or
       without alpha (``L``/``LA``), RGBA... -> RGB; alpha is dropped;
     - 16- and 32-bit grey (``I;16``, ``I``, ``F``) is scaled to 0-255 first (65535 -> 255; values
@@ -80,6 +84,8 @@ def open_rgb(path: str | Path, *, source: str | Path | None = None, row=None) ->
     try:
         with Image.open(path) as image:
             image.load()
+            if image.getexif().get(_ORIENTATION, 1) not in (1, None):
+                image = ImageOps.exif_transpose(image)
             return _to_rgb(image)
     except Exception as exc:     # PIL raises many types for bad files (OSError, SyntaxError, ...)
         raise DataError(f"image {str(path)!r} cannot be decoded ({type(exc).__name__}: {exc})",

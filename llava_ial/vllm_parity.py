@@ -24,13 +24,14 @@ def vllm_side(model: str, images: list[str], question: str, max_tokens: int) -> 
     """Runs inside the vLLM environment."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from PIL import Image
+    from PIL import Image, ImageOps
     from vllm import LLM, SamplingParams
     llm = LLM(model=model, dtype="float32", max_model_len=512, enforce_eager=True,
               limit_mm_per_prompt={"image": 1})
     out = {}
     for path in images:
-        image = Image.open(path).convert("RGB")
+        with Image.open(path) as stored:    # upright as data_gen.photos.open_rgb (no toolkit import here)
+            image = ImageOps.exif_transpose(stored).convert("RGB")
         messages = [{"role": "user", "content": [{"type": "image_pil", "image_pil": image},
                                                  {"type": "text", "text": question}]}]
         result = llm.chat(messages, SamplingParams(temperature=0, max_tokens=max_tokens))[0].outputs[0]
@@ -40,8 +41,9 @@ def vllm_side(model: str, images: list[str], question: str, max_tokens: int) -> 
 
 def transformers_side(model_dir: str, images: list[str], question: str, max_tokens: int) -> dict:
     """Stock transformers only: the folder is loaded as any HF LLaVA checkpoint."""
-    from PIL import Image
     from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from data_gen.photos import open_rgb
     model = LlavaForConditionalGeneration.from_pretrained(
         model_dir, use_safetensors=True, trust_remote_code=False).eval()
     processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=False)
@@ -49,7 +51,7 @@ def transformers_side(model_dir: str, images: list[str], question: str, max_toke
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     out = {}
     for path in images:
-        inputs = processor(images=Image.open(path).convert("RGB"), text=prompt, return_tensors="pt")
+        inputs = processor(images=open_rgb(path), text=prompt, return_tensors="pt")
         ids = model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
         new = ids[0, inputs["input_ids"].shape[1]:]
         out[path] = {"text": processor.decode(new, skip_special_tokens=True).strip(),

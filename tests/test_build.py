@@ -150,3 +150,15 @@ def test_cli_prints_the_card(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "# IAL dataset: Helsinki" in printed and "dataset:" in printed
     assert main(["--out", str(tmp_path / "e"), "--osm", str(tmp_path / "none.pbf")]) == 2
+
+
+def test_own_photos_can_stay_where_they_are(tmp_path, helsinki):
+    photos, gps = _photo_set(tmp_path, helsinki)
+    out = build(BuildConfig(out=tmp_path / "data", images=photos, gps_csv=gps, min_locations=1,
+                            workers=1, copy_images=False))
+    ds = load_dataset_dir(out)
+    assert not (out / "images").exists() and ds.meta["image_root"] == str(photos.resolve())
+    rows = [r for name in ds.splits for r in ds.splits[name]]
+    assert len(rows) == 12 and all(r["image"].startswith("cam/") for r in rows)
+    assert ds.image_path(rows[0]["image"]) == (photos / rows[0]["image"]).resolve()
+    assert ds.meta["config"]["copy_images"] is False

@@ -247,7 +247,8 @@ def test_dataset_folder_loads_with_columns_and_candidates(tmp_path):
     assert [c["id"] for c in ds.sub_streets] == [0, 1, 2]
     assert ds.addresses["crs"] == "EPSG:32617" and ds.city == "Pittsburgh"
     assert ds.addresses["districts"] == ["Downtown", "Oakland", "South Side Flats"]
-    assert {s["street_address"] for s in ds.addresses["streets"]} == {
+    assert ds.addresses["streets"] == ["East Carson St", "Fifth Ave", "Forbes Ave"]   # names, as build
+    assert {s["street_address"] for s in ds.addresses["street_addresses"]} == {
         "Forbes Ave, Oakland", "Fifth Ave, Downtown", "East Carson St, South Side Flats"}
     train = ds.split("train").to_list()
     for row in train + ds.split("test").to_list():

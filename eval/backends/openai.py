@@ -125,26 +125,27 @@ class OpenAIBackend(Backend):
 
 
 def jpeg_bytes(path) -> bytes:
-    """The file itself when it is an RGB or grey JPEG, else the image re-encoded as one (CMYK
-    JPEGs, PNGs and 16-bit images converted as in training, :func:`data_gen.photos.open_rgb`).
-    A file that does not decode is refused here, so the server never gets it."""
+    """The file itself when it is an upright RGB or grey JPEG, else the image re-encoded as one
+    (CMYK JPEGs, PNGs, 16-bit images and photos with an EXIF orientation other than 1 turned
+    upright and converted as in training, :func:`data_gen.photos.open_rgb`; a server need not
+    apply EXIF itself). A file that does not decode is refused here, so the server never gets it."""
     from data_gen.photos import open_rgb
 
     with open(path, "rb") as f:
         data = f.read()
     image = open_rgb(path)
-    if data[:3] == b"\xff\xd8\xff" and _jpeg_mode(data) in ("RGB", "L"):
+    if data[:3] == b"\xff\xd8\xff" and _jpeg_mode(data) in (("RGB", 1), ("L", 1)):
         return data
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=95)
     return buf.getvalue()
 
 
-def _jpeg_mode(data: bytes) -> str:
+def _jpeg_mode(data: bytes) -> tuple[str, int]:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
-        return im.mode
+        return im.mode, im.getexif().get(0x0112, 1) or 1     # mode, EXIF orientation
 
 
 def _parse_reply(item_id: str, raw: bytes) -> Result:
