@@ -5,8 +5,9 @@ point back into the original text (the parser needs them for casing, house numbe
 Steps, applied to each word of the original text:
 
 1. Unicode compatibility decomposition, accents dropped, case folded ("Töölönlahdenkatu" ->
-   "toolonlahdenkatu", "Straße" -> "strasse"); apostrophes inside a word are removed ("Smith's" ->
-   "smiths", "can't" -> "cant"); every other non-alphanumeric character separates words, except
+   "toolonlahdenkatu", "Straße" -> "strasse"); a possessive "'s" is dropped ("New York's" ->
+   "new york", "Smith's" -> "smith"), other apostrophes inside a word are removed ("can't" ->
+   "cant"); every other non-alphanumeric character separates words, except
    ``&``, ``@`` and ``/``, which read as "and", "at" and "and" (``Grant St/5th Ave``).
 2. Ordinals become words: "5th" -> "fifth", "11th" -> "eleventh", "21st" -> "twenty first".
 3. Street-type and direction abbreviations are expanded: St -> street, Ave -> avenue, N -> north...
@@ -25,6 +26,7 @@ from typing import NamedTuple
 
 _WORD = re.compile(r"[^\W_]+(?:['’`][^\W_]+)*|[&@/]")
 _APOSTROPHES = str.maketrans("", "", "'’`")
+_POSSESSIVE = re.compile(r"\w['’`]s$")
 _SYMBOLS = {"&": "and", "@": "at", "/": "and"}
 
 ABBREVIATIONS = {
@@ -102,7 +104,10 @@ def _expand(raw: str) -> tuple[str, ...]:
     """The normalised word(s) one word of text becomes (memoised: answers repeat their words)."""
     if raw in _SYMBOLS:
         return (_SYMBOLS[raw],)
-    word = fold(raw).translate(_APOSTROPHES)
+    word = fold(raw)
+    if _POSSESSIVE.search(word):           # "New York's" -> "new york", "Pittsburgh’s" -> "pittsburgh"
+        word = word[:-2]
+    word = word.translate(_APOSTROPHES)
     # Folding can reveal separators (e.g. a ligature or full-width punctuation): split again.
     pieces = _PIECE.findall(word)
     out: list[str] = []

@@ -162,8 +162,14 @@ def test_lists_of_guesses_take_the_first(pitt):
                    "2. Forbes Avenue, Oakland\n3. Penn Avenue, Strip District")
     assert (p.street, p.district, p.city) == ("Smithfield Street", "Downtown", "Pittsburgh")
     assert "list" in p.qualifiers
+    # The first guess is the answer even when it names no street here; the others are kept.
     p = pitt.parse("- a bridge somewhere\n- Craig Street, Oakland\n- Grant Street, Downtown")
-    assert (p.street, p.district) == ("Craig Street", "Oakland")
+    assert (p.kind, p.street, p.guesses) == ("vague", None, ["Craig Street", "Grant Street"])
+    p = pitt.parse("Here is what I see:\n- Craig Street, Oakland\n- Grant Street, Downtown")
+    assert (p.street, p.district, p.guesses) == ("Craig Street", "Oakland",
+                                                 ["Craig Street", "Grant Street"])
+    p = pitt.parse("1. Main Street, Springfield\n2. Grant Street, Pittsburgh")
+    assert (p.kind, p.street, p.guesses) == ("other_city", None, ["Grant Street"])
     p = pitt.parse("Guesses: 1. Liberty Avenue 2. Penn Avenue")
     assert p.street == "Liberty Avenue"
 
