@@ -85,7 +85,8 @@ _REFUSAL = re.compile(
     r"(?:determine|tell|identify|say|know|pinpoint|provide|figure|be certain|be sure|infer|locate|"
     r"give|specify|ascertain|confirm|predict|recogni[sz]e|see|read)\b"
     r"|\b(?:dont|do not) know\b|\bcannot be determined\b|\bnot identifiable\b"
-    r"|\b(?:not|insufficient) (?:enough |sufficient )?(?:information|details?|context|visual cues)\b"
+    r"|\b(?:not|insufficient)(?: provide| give| contain| have| offer)? (?:enough |sufficient )?"
+    r"(?:information|details?|context|visual cues)\b"
     r"|\b(?:im|i am) (?:sorry|not sure|unsure)\b|\bas an ai\b"
     r"|^unknown$|\b(?:location|address|place) (?:is )?unknown\b|\bunknown (?:location|address)\b")
 _NEAR_CUES = (("near",), ("nearby",), ("close", "to"), ("next", "to"), ("not", "far", "from"),
@@ -103,6 +104,7 @@ _HOUSE_NUMBER = re.compile(r"\d{1,5}[a-z]?")
 _UNIT_WORDS = frozenset({"m", "meter", "meters", "metre", "metres", "km", "kilometers", "feet",
                          "foot", "fort", "yards", "miles", "mi", "percent", "degrees", "am", "pm"})
 _LIST_LINE = re.compile(r"^[ \t]*(?:\(?\d{1,2}[.)]|[-*•·]|\(?[a-e]\))[ \t]+(\S.*)$", re.M)
+_FIELD_LINE = re.compile(r"^[*_\s]*[A-Za-z][A-Za-z /-]{1,24}[*_\s]*:")
 _INLINE_NUMBER = re.compile(r"(?:^|(?<=\s))\(?([1-9])[.)]\s+")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _JSON_MAX_CHARS = 20_000
@@ -291,7 +293,7 @@ class AddressParser:
         if len(items) < 2:
             return self._from_text(text)
         parsed = [self._from_text(item) for item in items]
-        guesses = [f for f in parsed if f.has_place]
+        guesses = [f for f, item in zip(parsed, items) if f.has_place or _name_like(item)]
         chosen = guesses[0] if guesses else parsed[0]
         around = self._from_text(rest) if rest.strip() else _Fields()
         if chosen.city is None and chosen.other is None:
@@ -393,13 +395,16 @@ class AddressParser:
         f = _Fields()
         segments = _segments(text, tokens)
         negated = _negated(text, tokens, words)
+        if len(segments) > 1 and "?" in text:
+            negated |= _retracted(text, tokens, words, segments)
         mixed = _has_mixed_case(text)
         streets_all = _find(self.streets, words, segments)
+        seg_start = {lo for lo, _ in segments}
         streets = [m for m in streets_all if m.start not in negated
-                   and (not mixed or _street_cased(text, tokens, m))]
+                   and (not mixed or _street_cased(text, tokens, m, seg_start))]
         districts = [m for m in _find(self.districts, words, segments)
                      if m.start not in negated and (not mixed or _cased(text, tokens[m.start]))
-                     and not _inside(m, streets)]
+                     and not _inside(m, streets) and not _common_noun(text, tokens, m)]
         if negated and (len(streets) < len(streets_all)):
             f.qualifiers.append("negated")
         f.has_street_or_district = bool(streets or districts)
@@ -425,6 +430,13 @@ class AddressParser:
 
     def _street_and_cross(self, text: str, tokens: Sequence[Token], words: list[str],
                           streets: list[Match], f: _Fields) -> None:
+        # "Not far from Market Square, on Wood Street": the street after a near cue is a landmark
+        # when another street, not joined to it, is the answer.
+        if len(streets) > 1 and _after_near_cue(words, streets[0].start) and not _is_connector(
+                words[streets[0].end:streets[1].start],
+                text[tokens[streets[0].end - 1].end:tokens[streets[1].start].start]):
+            streets = streets[1:]
+        streets = [streets[0]] + [m for m in streets[1:] if m.name != streets[0].name]
         first = streets[0]
         f.street = first
         if len(streets) > 1:
@@ -479,11 +491,11 @@ class AddressParser:
             if (prev is not None and not before.strip() and _cased(text, tokens[start - 1])
                     and prev not in _PLACE_MODIFIERS and not after_preposition):
                 continue
-            if not (after_comma or after_preposition or closes):
-                continue                                   # no place cue around it
-            if first_in_sentence and not closes:
-                continue                                   # "Nice view", "Reading the sign"
-            if key in COMMON_WORD_PLACES and not (after_comma and closes):
+            possessive = bool(_POSSESSIVE_END.search(text[tokens[end - 1].start:tokens[end - 1].end]))
+            if not (after_comma or after_preposition or possessive
+                    or (first_in_sentence and closes)):
+                continue                                   # no place cue: "Rue de Rivoli"
+            if key in COMMON_WORD_PLACES and not ((after_comma or after_preposition) and closes):
                 continue                                   # "a Normal street", "Central Helsinki"
             if not self.place.contradicts(key, places):
                 spans.append((start, end))                 # the city's own region: no other
@@ -614,6 +626,11 @@ def _negated(text: str, tokens: Sequence[Token], words: list[str]) -> set[int]:
     return out
 
 
+def _name_like(item: str) -> bool:
+    """A list item that reads as a name ("Broadway", "Strøget"): a capitalised word."""
+    return any(w[:1].isupper() for w in re.findall(r"[^\W\d_]+", item))
+
+
 def _has_mixed_case(text: str) -> bool:
     return any(c.isupper() for c in text) and any(c.islower() for c in text)
 
@@ -624,12 +641,35 @@ def _cased(text: str, token: Token) -> bool:
     return first.isupper() or not first.isalpha()
 
 
-def _street_cased(text: str, tokens: Sequence[Token], m: Match) -> bool:
-    """A name of one word always counts; one of several needs a capital (or a digit) somewhere, so
-    "main street" and "market square" in prose are common phrases."""
+def _street_cased(text: str, tokens: Sequence[Token], m: Match, seg_start: set[int]) -> bool:
+    """A name of one word always counts; one of several needs a capital that is not just the
+    sentence's first letter (or a digit), so "main street", "market square" and "Main street
+    vibes" are common phrases."""
     if m.end - m.start == 1:
         return True
-    return any(_cased(text, tokens[k]) for k in range(m.start, m.end))
+    return any(_cased(text, tokens[k]) and (k not in seg_start or not text[tokens[k].start].isalpha())
+               for k in range(m.start, m.end))
+
+
+def _common_noun(text: str, tokens: Sequence[Token], m: Match) -> bool:
+    """A district name used as a word: "a downtown area", or part of a street not in the
+    gazetteer ("Oakland Avenue")."""
+    return (m.start > 0 and text[tokens[m.start - 1].start:tokens[m.start - 1].end].lower() in (
+        "a", "an")) or (m.end < len(tokens) and tokens[m.end].word in STREET_TYPES)
+
+
+def _after_near_cue(words: list[str], i: int) -> bool:
+    return any(tuple(words[max(0, i - len(cue)):i]) == cue for cue in _NEAR_CUES)
+
+
+def _retracted(text: str, tokens: Sequence[Token], words: list[str],
+               segments: list[tuple[int, int]]) -> set[int]:
+    """Tokens of a question the answer then denies: "Penn Avenue? No, Liberty Avenue"."""
+    out: set[int] = set()
+    for (lo, hi), (nlo, _) in zip(segments, segments[1:]):
+        if words[nlo] in ("no", "nope") and "?" in text[tokens[hi - 1].end:tokens[nlo].start]:
+            out.update(range(lo, hi))
+    return out
 
 
 def _inside(m: Match, others: list[Match]) -> bool:
@@ -665,6 +705,8 @@ def _list_items(text: str) -> tuple[list[str], str]:
     """Items of a numbered or bulleted list (one per line, or inline "1. ... 2. ...") and the text
     around them; ([], text) when there is no list."""
     lines = list(_LIST_LINE.finditer(text))
+    if len(lines) >= 2 and sum(bool(_FIELD_LINE.match(m.group(1))) for m in lines) * 2 > len(lines):
+        return [], text              # "* **City:** ...", "- Street: ...": fields, not guesses
     if len(lines) >= 2:
         rest = _LIST_LINE.sub("", text)
         return [m.group(1) for m in lines], rest
