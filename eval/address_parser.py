@@ -418,6 +418,12 @@ class AddressParser:
             f.city, f.city_in_gazetteer = self.gazetteer.city, True
         others = self._other_places(text, tokens, words, segments, streets_all + districts + own,
                                     negated, mixed)
+        if f.alternatives and f.street is not None:
+            # "Liberty Ave in Bloomfield or Penn Ave in Garfield": places after the "or" belong to
+            # the alternative, not to the answer.
+            cut = next((i for i in range(f.street.end, len(words)) if words[i] in ("or", "either")),
+                       len(words))
+            others = [o for o in others if o.pos < cut]
         if others:
             first = others[0]
             own_pos = own[0].start if own else 1 << 30

@@ -83,3 +83,19 @@ def test_kind_district_and_cross_street_on_the_corpus(parsers):
             if not ok:
                 print(f"  {k}: [{city}] {answer!r}: {got!r}, expected {want!r}")
     assert rates["kind"] >= 0.97 and rates["district"] >= 0.97 and rates["cross_street"] >= 0.97
+
+
+def test_held_out_answers(parsers):
+    """Answers written after the rules were settled: the same targets must hold on them."""
+    from qa_corpus import HELD_OUT_HELSINKI, HELD_OUT_PITTSBURGH
+
+    rows = [("pittsburgh", a, (s, c, d, k), t, parsers["pittsburgh"].parse(a))
+            for a, s, c, d, k, t in HELD_OUT_PITTSBURGH]
+    rows += [("helsinki", a, (s, c, d, k), t, parsers["helsinki"].parse(a))
+             for a, s, c, d, k, t in HELD_OUT_HELSINKI]
+    precision, recall, wrong, missed = street_precision_recall(rows)
+    print(f"\nQA parser held-out answers: {len(rows)}; street precision {precision:.2%}, "
+          f"recall {recall:.2%}")
+    for city, answer, truth, _, p in wrong + missed:
+        print(f"  [{city}] {answer!r}: {p.street!r} ({p.kind}), expected {truth[0]!r}")
+    assert precision >= MIN_PRECISION and recall >= MIN_RECALL
