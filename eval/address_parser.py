@@ -465,12 +465,15 @@ class AddressParser:
         """Mentions of a city, region or country that is not this city's, in text order."""
         found: list[_Other] = []
         spans: list[tuple[int, int]] = []
+        own_keys = self.own_keys
+        hits = [h for h in self.world.find(words) if "".join(words[h[0]:h[1]]) not in own_keys]
+        if len(hits) > 1:
+            hits.sort(key=lambda h: (h[0] - h[1], h[0]))
         seg_start = {lo for lo, _ in segments}
         seg_end = {hi for _, hi in segments}
-        hits = sorted(self.world.find(words), key=lambda h: (-(h[1] - h[0]), h[0]))
         for start, end, places in hits:
             key = "".join(words[start:end])
-            if (start in negated or key in self.own_keys
+            if (start in negated
                     or any(start < o.end and o.start < end for o in taken)
                     or any(start < b and a < end for a, b in spans)
                     or any(start < hi and end > hi for _, hi in segments)):
@@ -517,7 +520,7 @@ class AddressParser:
         """Abbreviations ("TX", "USA", "U.K."): in capitals, after a comma (three letters: anywhere
         in text that uses case)."""
         out = []
-        if not any(c.isupper() for c in text):
+        if text.lower() == text:
             return out
         mixed = _has_mixed_case(text)
         starts = [t.start for t in tokens]
@@ -580,8 +583,12 @@ def _tokens(text: str) -> tuple[Token, ...]:
 
 def _find(index: NameIndex, words: list[str], segments: list[tuple[int, int]]) -> list[Match]:
     """``index.find`` within each sentence, so no name spans a sentence end."""
+    hits = index.find(words)
     if len(segments) == 1:
-        return index.find(words)
+        return hits
+    ends = {hi for _, hi in segments[:-1]}
+    if not any(m.start < e < m.end for m in hits for e in ends):
+        return hits                   # the common case: no hit spans a sentence end
     hits = []
     for lo, hi in segments:
         hits += [Match(m.start + lo, m.end + lo, m.name, m.score, m.chars)
@@ -592,6 +599,8 @@ def _find(index: NameIndex, words: list[str], segments: list[tuple[int, int]]) -
 def _segments(text: str, tokens: Sequence[Token]) -> list[tuple[int, int]]:
     """Token ranges of the sentences: a break is a newline, ";", "!", "?" or a dot, except the dot
     right after an abbreviation ("St.", "Ave.", "E.")."""
+    if not _SENTENCE_BREAK.search(text):
+        return [(0, len(tokens))]
     cuts = [0]
     for i in range(1, len(tokens)):
         gap = text[tokens[i - 1].end:tokens[i].start]
@@ -638,7 +647,7 @@ def _name_like(item: str) -> bool:
 
 
 def _has_mixed_case(text: str) -> bool:
-    return any(c.isupper() for c in text) and any(c.islower() for c in text)
+    return text.lower() != text and text.upper() != text
 
 
 def _cased(text: str, token: Token) -> bool:
