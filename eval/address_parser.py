@@ -365,9 +365,9 @@ class AddressParser:
         names = [v for vals in (values.get("street", [])[1:],) for v in vals]
         alt = [self.streets.find([t.word for t in tokenize(v)]) for v in names]
         f.alternatives = [h[0].name for h in alt if h]
-        if guesses:
-            rest = self._from_guess_objects(guesses)
-            f.alternatives += rest.guesses or []
+        if guesses:                          # a list of objects: every guess's street, in order
+            f.guesses = self._from_guess_objects(guesses).guesses
+            f.qualifiers.append("list")
         return f
 
     def _from_guess_objects(self, guesses: list) -> _Fields:
