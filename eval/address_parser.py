@@ -20,7 +20,8 @@ case, accents, punctuation and possessives folded) and probes the tables. Rules,
   list of objects is a list of guesses, its first item the answer. The text around the JSON is
   parsed too: it may fill missing fields and may place the answer in another city.
 - **Sentences**: no name is matched across a sentence end ("... Craig. Street view ..."); the dot
-  of an abbreviation ("St.", "Ave.") is no sentence end.
+  of an abbreviation ("St.", "Ave.") is no sentence end, nor is a wrapped line ("Grant\nStreet"),
+  while a blank line or a line starting with markup is.
 - **Negation**: names inside the scope of "not", "isn't", "never", "unlike", "rather than",
   "instead of" (up to the next comma, sentence end or "but") are not what the answer claims: "It is
   not Grant Street" names no street, "not Grant Street but Smithfield Street" names Smithfield.
@@ -100,6 +101,7 @@ _FILLER_WORDS = frozenset({"the", "of", "a", "that", "which", "where", "it", "it
                            "just", "section", "on", "right"})
 _SENTENCE_BREAK = re.compile(r"[.;!?\n]")
 _HARD_BREAK = re.compile(r"[;!?\n]|\..*\.")
+_STOP = re.compile(r"[.;!?]")
 _HOUSE_NUMBER = re.compile(r"\d{1,5}[a-z]?")
 _UNIT_WORDS = frozenset({"m", "meter", "meters", "metre", "metres", "km", "kilometers", "feet",
                          "foot", "fort", "yards", "miles", "mi", "percent", "degrees", "am", "pm"})
@@ -606,6 +608,12 @@ def _segments(text: str, tokens: Sequence[Token]) -> list[tuple[int, int]]:
         gap = text[tokens[i - 1].end:tokens[i].start]
         if not gap or not _SENTENCE_BREAK.search(gap):
             continue
+        if "\n" in gap and not _STOP.search(gap):
+            # a wrapped line ("... might be Grant\nStreet, ...") goes on; a blank line or markup
+            # ("\n**District:**") starts anew
+            if "\n\n" in gap or gap.strip(" \t\r\n-"):
+                cuts.append(i)
+            continue
         if not _HARD_BREAK.search(gap) and gap.lstrip(" \t").startswith(".") and \
                 _is_abbreviation(text, tokens[i - 1]):
             continue
@@ -657,13 +665,25 @@ def _cased(text: str, token: Token) -> bool:
 
 
 def _street_cased(text: str, tokens: Sequence[Token], m: Match, seg_start: set[int]) -> bool:
-    """A name of one word always counts; one of several needs a capital that is not just the
-    sentence's first letter (or a digit), so "main street", "market square" and "Main street
-    vibes" are common phrases."""
+    """A name of one word always counts; one of several needs a capital (or a digit), and when its
+    only capital is the sentence's first letter, the name must not have more ("Hakaniemen
+    torikatu" is a name, "Main street vibes" with "Main Street" in the gazetteer is not): so
+    "main street" and "market square" in prose are common phrases."""
     if m.end - m.start == 1:
         return True
-    return any(_cased(text, tokens[k]) and (k not in seg_start or not text[tokens[k].start].isalpha())
-               for k in range(m.start, m.end))
+    cased = [k for k in range(m.start, m.end) if _cased(text, tokens[k])]
+    if not cased:
+        return False
+    if any(not text[tokens[k].start].isalpha() for k in cased):
+        return True                                    # "5th avenue"
+    if len(cased) == 1 and cased[0] in seg_start:
+        return _capitals(m.name) <= 1
+    return True
+
+
+@lru_cache(maxsize=4096)
+def _capitals(name: str) -> int:
+    return sum(w[:1].isupper() for w in re.split(r"[\s-]+", name))
 
 
 def _common_noun(text: str, tokens: Sequence[Token], m: Match) -> bool:

@@ -40,6 +40,33 @@ def test_llava_ial_answers_give_street_district_and_city(pitt):
     assert (p.street, p.district) == ("Fifth Avenue", "Downtown")
 
 
+POSTER_AS_PRINTED = [      # the poster's answer boxes, line breaks as printed
+    ("The address of this photo might be Grant\nStreet, Downtown, Pittsburgh, PA, USA.",
+     ("address", "Grant Street", "Downtown", "Pittsburgh")),
+    ("The address of this photo might be Fifth Av-\nenue, Downtown, Pittsburgh, PA, USA.",
+     ("address", "Fifth Avenue", "Downtown", "Pittsburgh")),
+    ("This photo was taken in Peavey Plaza in\nMinneapolis, Minnesota, USA, on the corner\n"
+     "of Nicollet Mall and 11th Street.", ("other_city", None, None, "Minneapolis")),
+    ("This photo was taken on the Rose Fitzger-\nald Kennedy Greenway in Boston, Mas-\n"
+     "sachusetts.", ("other_city", None, None, "Boston")),
+    ("This photo appears to have been taken on a\ncity street, possibly in a downtown area or\n"
+     "commercial district.", ("vague", None, None, None)),
+    ("This photo was taken at 400 Fifth Avenue in\nPittsburgh, Pennsylvania.",
+     ("address", "Fifth Avenue", None, "Pittsburgh")),
+    ("The photo was taken on Fifth Avenue in\nPittsburgh, Pennsylvania.",
+     ("address", "Fifth Avenue", None, "Pittsburgh")),
+    ("This photo appears to have been taken on\nFifth Avenue in Pittsburgh, Pennsylvania,\n"
+     "USA. The street sign in the image confirms\nthis location.",
+     ("address", "Fifth Avenue", None, "Pittsburgh")),
+]
+
+
+@pytest.mark.parametrize("answer, expected", POSTER_AS_PRINTED)
+def test_poster_answers_with_their_line_breaks(pitt, answer, expected):
+    p = pitt.parse(answer)
+    assert (p.kind, p.street, p.district, p.city) == expected
+
+
 def test_house_number_on_the_right_street(pitt):
     p = pitt.parse("This photo was taken at 400 Fifth Avenue in Pittsburgh, Pennsylvania.")
     assert (p.kind, p.street, p.house_number, p.city) == ("address", "Fifth Avenue", "400", "Pittsburgh")
@@ -305,3 +332,9 @@ def test_every_candidate_address_of_the_embedded_city_parses_back(small_dataset)
             assert (p.street, p.district, p.city) == (rec["street"], rec["district"], "Helsinki")
     for _, refusal in UNANSWERABLE:                 # and its trained refusals
         assert parser.parse(refusal).kind == "refusal", refusal
+    # addresses.json carries the OSM aliases, region and country, and the gazetteer reads them
+    assert "Alexandersgatan" in ial.addresses["street_aliases"]["Aleksanterinkatu"]
+    assert (ial.addresses["region_code"], ial.addresses["country"]) == ("FI-18", "FI")
+    p = parser.parse("Alexandersgatan, Helsingfors")
+    assert (p.street, p.city) == ("Aleksanterinkatu", "Helsinki")
+    assert parser.parse("Aleksanterinkatu, Turku").kind == "other_city"
