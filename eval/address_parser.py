@@ -96,7 +96,7 @@ _CORNER_CUES = frozenset({"corner", "intersection", "junction", "crossroads"})
 _CUE_WORDS = frozenset(cue[0] for cue in _NEAR_CUES) | _CORNER_CUES   # words a cue can start with
 _LINK_WORDS = frozenset({"and", "at", "near", "by", "meets", "meet", "crosses", "crossing",
                          "cross", "intersects", "with", "corner", "intersection", "junction", "off",
-                         "between", "to", "x"})
+                         "between", "to", "x", "ja", "och", "und", "et", "y"})
 _FILLER_WORDS = frozenset({"the", "of", "a", "that", "which", "where", "it", "its", "close", "next",
                            "just", "section", "on", "right"})
 _SENTENCE_BREAK = re.compile(r"[.;!?\n]")

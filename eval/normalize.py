@@ -12,7 +12,9 @@ Steps, applied to each word of the original text:
 2. Ordinals become words: "5th" -> "fifth", "11th" -> "eleventh", "21st" -> "twenty first".
 3. Street-type and direction abbreviations are expanded: St -> street, Ave -> avenue, N -> north...
    (St as "Saint" is expanded the same way on both sides, so matching stays consistent.)
-4. Compound street suffixes written apart are joined to the word before them:
+4. Finnish street words in another case become the nominative names use ("Aleksanterinkadulla",
+   "Mannerheimintien" -> "aleksanterinkatu", "mannerheimintie").
+5. Compound street suffixes written apart are joined to the word before them:
    "Aleksanterin katu" -> "aleksanterinkatu", "Yrjö-Koskisen katu" -> "yrjo koskisenkatu"
    (Finnish -katu/-tie/-kuja..., Swedish -gatan/-vägen..., German -strasse/-weg...).
 """
@@ -63,6 +65,17 @@ _ORDINAL_UNITS = {"one": "first", "two": "second", "three": "third", "five": "fi
 _ORDINAL = re.compile(r"^(\d{1,3})(st|nd|rd|th)$")
 _JOINABLE_GAP = re.compile(r"[ \-]{1,3}")
 _PIECE = re.compile(r"[^\W_]+")
+
+
+# Finnish street words in the cases answers use ("on the street": -kadulla, "of": -kadun...), folded.
+_FINNISH_CASE = re.compile(
+    r"^(\w*?)(kadu(?:lla|lle|lta|ssa|sta|n|t)|katua|tie(?:lla|lle|lta|ssa|sta|n|ta)"
+    r"|tori(?:lla|lle|lta|ssa|sta|n)|rann(?:alla|alle|alta|assa|asta|an)"
+    r"|aukio(?:lla|lle|lta|n|ta)|kuja(?:lla|lle|lta|n)|esplanadi(?:lla|lle|lta|n)"
+    r"|bulevardi(?:lla|lle|lta|n))$")
+_FINNISH_STEMS = (("kadu", "katu"), ("katua", "katu"), ("tie", "tie"), ("tori", "tori"),
+                  ("rann", "ranta"), ("aukio", "aukio"), ("kuja", "kuja"),
+                  ("esplanadi", "esplanadi"), ("bulevardi", "bulevardi"))
 
 
 class Token(NamedTuple):
@@ -117,7 +130,20 @@ def _expand(raw: str) -> tuple[str, ...]:
             out.extend(ordinal_words(int(m.group(1))))
         else:
             out.append(ABBREVIATIONS.get(piece, piece))
-    return tuple(out)
+    return tuple(_finnish_nominative(w) for w in out)
+
+
+def _finnish_nominative(word: str) -> str:
+    """A street word in a Finnish case back in the nominative the names use: "Aleksanterinkadulla"
+    -> "aleksanterinkatu", "Mannerheimintiellä" -> "mannerheimintie" (on both sides, so consistent)."""
+    m = _FINNISH_CASE.match(word)
+    if m is None:
+        return word
+    stem = m.group(2)
+    for head, nominative in _FINNISH_STEMS:
+        if stem.startswith(head):
+            return m.group(1) + nominative
+    return word
 
 
 def tokenize(text: str) -> list[Token]:

@@ -476,6 +476,15 @@ HELSINKI = [
      None, A, False),
     ('{"street": "Universitetsgatan", "city": "Helsingfors"}', "Yliopistonkatu", None, None, A,
      True),
+    # Finnish in the cases a sentence puts street names in
+    ("Kuva on otettu Unioninkadulla Helsingissä.", "Unioninkatu", None, None, A, False),
+    ("Kuva on luultavasti otettu Mannerheimintiellä Kampissa.", "Mannerheimintie", None, None, A,
+     False),
+    ("Aleksanterinkadun ja Fabianinkadun kulmassa, Kluuvi.", "Aleksanterinkatu", "Fabianinkatu",
+     "Kluuvi", A, False),
+    ("Olemme Bulevardilla, Punavuori.", "Bulevardi", None, "Punavuori", A, False),
+    ("Kuva on Rautatientorilta, Helsinki.", "Rautatientori", None, None, A, False),
+    ("Tämä on Hämeenkadulla Tampereella.", None, None, None, V, True),
     # ==== traps =================================================================================
     # the same street name in other Finnish towns, and cities abroad
     ("Aleksanterinkatu, Turku", None, None, None, O, True),

@@ -274,6 +274,13 @@ def test_normalisation():
     assert compact("Yrjö-Koskisen katu") == compact("yrjo koskisenkatu")
     assert ordinal_words(21) == ["twenty", "first"] and ordinal_words(11) == ["eleventh"]
     assert ordinal_words(40) == ["fortieth"] and ordinal_words(112) == ["one", "hundred", "twelfth"]
+    assert normalize("New York's Fifth Avenue") == "new york fifth avenue"      # possessive
+    assert normalize("can't") == "cant"
+    # Finnish cases back to the nominative names use; other words untouched
+    assert normalize("Aleksanterinkadulla Mannerheimintien Senaatintorilla") == (
+        "aleksanterinkatu mannerheimintie senaatintori")
+    assert normalize("Aleksanterin kadun") == "aleksanterinkatu"
+    assert normalize("Helsingissä tiedän") == "helsingissa tiedan"
 
 
 def test_cross_street_labels():
