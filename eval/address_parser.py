@@ -73,7 +73,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from eval.gazetteer import Gazetteer
-from eval.matching import Match, NameIndex, resolve_overlaps
+from eval.matching import Match, NameIndex
 from eval.normalize import ABBREVIATIONS, COMPOUND_SUFFIXES, STREET_TYPES, Token, compact, tokenize
 from eval.place_model import PlaceModel
 from eval.places import COMMON_WORD_PLACES, code_key, world_places
@@ -175,7 +175,7 @@ class ParsedAnswer:
     street_score: float | None = None  # 100 exact, else the fuzzy score
     note: str | None = None
     other_place: str | None = None     # the other city, region or country, as written
-    guesses: list[str] = field(default_factory=list)   # this city's streets, one per guess, in order
+    guesses: list[str] = field(default_factory=list)   # this city's streets, one per guess
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -502,7 +502,8 @@ class AddressParser:
             if (prev is not None and not before.strip() and _cased(text, tokens[start - 1])
                     and prev not in _PLACE_MODIFIERS and not after_preposition):
                 continue
-            possessive = bool(_POSSESSIVE_END.search(text[tokens[end - 1].start:tokens[end - 1].end]))
+            last = tokens[end - 1]
+            possessive = bool(_POSSESSIVE_END.search(text[last.start:last.end]))
             if not (after_comma or after_preposition or possessive
                     or (first_in_sentence and closes)):
                 continue                                   # no place cue: "Rue de Rivoli"
@@ -628,7 +629,7 @@ def _is_abbreviation(text: str, token: Token) -> bool:
 
 
 def _negated(text: str, tokens: Sequence[Token], words: list[str]) -> set[int]:
-    """Token indices inside a negation's scope (from the negator to a comma, sentence end, "but")."""
+    """Token indices in a negation's scope (from the negator to a comma, sentence end, "but")."""
     out: set[int] = set()
     n = len(words)
     for i, w in enumerate(words):

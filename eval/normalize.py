@@ -67,7 +67,7 @@ _JOINABLE_GAP = re.compile(r"[ \-]{1,3}")
 _PIECE = re.compile(r"[^\W_]+")
 
 
-# Finnish street words in the cases answers use ("on the street": -kadulla, "of": -kadun...), folded.
+# Finnish street words in the cases answers use ("on the street": -kadulla, "of": -kadun), folded.
 _FINNISH_CASE = re.compile(
     r"^(\w*?)(kadu(?:lla|lle|lta|ssa|sta|n|t)|katua|tie(?:lla|lle|lta|ssa|sta|n|ta)"
     r"|tori(?:lla|lle|lta|ssa|sta|n)|rann(?:alla|alle|alta|assa|asta|an)"
@@ -118,7 +118,7 @@ def _expand(raw: str) -> tuple[str, ...]:
     if raw in _SYMBOLS:
         return (_SYMBOLS[raw],)
     word = fold(raw)
-    if _POSSESSIVE.search(word):           # "New York's" -> "new york", "Pittsburgh’s" -> "pittsburgh"
+    if _POSSESSIVE.search(word):           # "New York's" -> "new york"
         word = word[:-2]
     word = word.translate(_APOSTROPHES)
     # Folding can reveal separators (e.g. a ligature or full-width punctuation): split again.
@@ -135,7 +135,7 @@ def _expand(raw: str) -> tuple[str, ...]:
 
 def _finnish_nominative(word: str) -> str:
     """A street word in a Finnish case back in the nominative the names use: "Aleksanterinkadulla"
-    -> "aleksanterinkatu", "Mannerheimintiellä" -> "mannerheimintie" (on both sides, so consistent)."""
+    -> "aleksanterinkatu", "Mannerheimintiellä" -> "mannerheimintie" (both sides, so consistent)."""
     m = _FINNISH_CASE.match(word)
     if m is None:
         return word

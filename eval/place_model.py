@@ -6,8 +6,8 @@ regions and countries are this city's own:
 
 - the city's names: the gazetteer's city and ``city_aliases`` (OSM ``name:sv`` and the like);
 - its region and country: from the gazetteer (the OSM extract's tags and ISO 3166 boundary
-  relations, or ``region`` / ``country`` in a gazetteer JSON, as names or ISO codes). When neither is
-  given, the country (and for the US the state) of the GeoNames city of that name is used, but only
+  relations, or ``region`` / ``country`` in a gazetteer JSON, as names or ISO codes). When neither
+  is given, the country (and for the US the state) of the GeoNames city of that name is used, but only
   when one such city clearly dominates (ten times the population of the next): "Pittsburgh" is
   Pennsylvania, "Springfield" stays unknown.
 
