@@ -110,7 +110,7 @@ _FIELD_LINE = re.compile(r"^[*_\s]*[A-Za-z][A-Za-z /-]{1,24}[*_\s]*:")
 _INLINE_NUMBER = re.compile(r"(?:^|(?<=\s))\(?([1-9])[.)]\s+")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _JSON_MAX_CHARS = 20_000
-_CODE = re.compile(r"(?<![\w.])((?:[A-Z]\.){2,3}|[A-Z]{2,3})(?![\w])")
+_CODE = re.compile(r"(?<![\w.])((?:[A-Z]\.){2,3}|[A-Z]{2,3})(?![\w'’])")
 _COMMA_GAP = re.compile(r"\s*,\s*")
 _ATTACHED_GAP = re.compile(r"\s*,?\s*")
 
@@ -536,11 +536,16 @@ class AddressParser:
             if i >= len(tokens) or i in negated or any(o.start <= i < o.end for o in taken) or any(
                     a <= i < b for a, b in spans):
                 continue
-            comma = re.search(r",\s*$", text[:m.start()]) is not None
-            if not (comma or (len(code) >= 3 and mixed)):
+            comma = re.search(r",\s*$", text[max(0, m.start() - 8):m.start()]) is not None
+            # three letters elsewhere only as a place: "in the USA.", not "I CAN'T"
+            placed = (len(code) >= 3 and mixed and (
+                (i > 0 and tokens[i - 1].word in _PLACE_PREPOSITIONS | {"the"})
+                or re.match(r"\s*(?:[,.;!?)]|$)", text[m.end():m.end() + 3]) is not None))
+            if not (comma or placed):
                 continue
             if self.place.contradicts(compact(code), places):
-                kind = "region" if any(p.kind == "region" for p in places) else "country"
+                kind = next(k for k in ("city", "region", "country")
+                            if any(p.kind == k for p in places))
                 out.append(_Other(i, m.group(1), kind))
         return out
 

