@@ -46,8 +46,11 @@ case, accents, punctuation and possessives folded) and probes the tables. Rules,
   city or a district also counts ("Oakland, California"). World names that are the gazetteer's own
   (a district "Oakland") count as its own unless so contradicted. A world name counts when written
   as a name (capitalised, or the answer has no case; in lower case only as "in lahti" closing a
-  phrase), not followed by a street type ("Boston Street" is a street) and, first in a sentence,
-  only when a comma follows ("Nice, France", not "Nice view"). Regions other than US states and
+  phrase), with a place cue (after "in", "of", "near"... or a comma, or a possessive), not followed
+  by a street type ("Boston Street" is a street) nor part of a longer name ("Carnegie Mellon
+  University") and, first in a sentence, only when a comma follows ("Nice, France", not "Nice
+  view"). A place named in a comparison ("similar streets exist in Chicago", "typical of London")
+  does not count unless the street is compared too ("it resembles Fifth Avenue in New York"). Regions other than US states and
   countries count only as a whole ", Region" element; abbreviations ("PA", "USA") only in capitals.
   Such an answer is ``kind="other_city"`` and names no street or district of this city: "Fifth
   Avenue, New York" is not Pittsburgh's.
@@ -118,6 +121,10 @@ _ATTACHED_GAP = re.compile(r"\s*,?\s*")
 _NEGATORS = {("not",), ("isnt",), ("arent",), ("wasnt",), ("werent",), ("never",), ("unlike",),
              ("rather", "than"), ("instead", "of"), ("doesnt",), ("dont", "think")}
 _NEGATOR_FIRST = frozenset(n[0] for n in _NEGATORS)
+# Comparisons: a place named to compare with is not where the photo is.
+_COMPARISONS = {("similar",), ("resembles",), ("resemble",), ("reminds",), ("reminiscent",),
+                ("typical", "of"), ("akin",), ("compared",), ("much", "like"), ("like", "in")}
+_COMPARISON_FIRST = frozenset(c[0] for c in _COMPARISONS)
 _NOT_NEGATING = frozenset({"far", "sure", "certain", "entirely", "completely", "quite", "only",
                            "100", "absolutely", "exactly", "possible", "able", "enough", "much",
                            "clear", "know", "just", "too", "very"})
@@ -426,6 +433,12 @@ class AddressParser:
             cut = next((i for i in range(f.street.end, len(words)) if words[i] in ("or", "either")),
                        len(words))
             others = [o for o in others if o.pos < cut]
+        if others and f.street is not None and _COMPARISON_FIRST.intersection(words):
+            # "Wood Street. The architecture is typical of London": a comparison, not the place,
+            # unless the street is compared too ("it resembles Fifth Avenue in New York")
+            compared = _scope(text, tokens, words, _COMPARISONS)
+            if f.street.start not in compared:
+                others = [o for o in others if o.pos not in compared]
         if others:
             first = others[0]
             own_pos = own[0].start if own else 1 << 30
@@ -473,6 +486,7 @@ class AddressParser:
             hits.sort(key=lambda h: (h[0] - h[1], h[0]))
         seg_start = {lo for lo, _ in segments}
         seg_end = {hi for _, hi in segments}
+        starts = {h[0] for h in hits} | {m.start for m in taken}
         for start, end, places in hits:
             key = "".join(words[start:end])
             if (start in negated
@@ -509,6 +523,10 @@ class AddressParser:
                 continue                                   # no place cue: "Rue de Rivoli"
             if key in COMMON_WORD_PLACES and not ((after_comma or after_preposition) and closes):
                 continue                                   # "a Normal street", "Central Helsinki"
+            if (end < len(tokens) and not after.strip() and not possessive
+                    and _cased(text, tokens[end]) and text[tokens[end].start].isalpha()
+                    and end not in starts):
+                continue                                   # "Carnegie Mellon University"
             if not self.place.contradicts(key, places):
                 spans.append((start, end))                 # the city's own region: no other
                 continue
@@ -635,12 +653,20 @@ def _is_abbreviation(text: str, token: Token) -> bool:
 
 def _negated(text: str, tokens: Sequence[Token], words: list[str]) -> set[int]:
     """Token indices in a negation's scope (from the negator to a comma, sentence end, "but")."""
+    if not _NEGATOR_FIRST.intersection(words):
+        return set()
+    return _scope(text, tokens, words, _NEGATORS)
+
+
+def _scope(text: str, tokens: Sequence[Token], words: list[str], cues) -> set[int]:
+    """Token indices from each cue to the end of its scope (a comma, sentence end, "but")."""
     out: set[int] = set()
     n = len(words)
+    first = {c[0] for c in cues}
     for i, w in enumerate(words):
-        if w not in _NEGATOR_FIRST:
+        if w not in first:
             continue
-        length = next((len(neg) for neg in _NEGATORS if tuple(words[i:i + len(neg)]) == neg), 0)
+        length = next((len(c) for c in cues if tuple(words[i:i + len(c)]) == c), 0)
         if not length:
             continue
         j = i + length

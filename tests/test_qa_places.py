@@ -101,6 +101,7 @@ def test_gazetteer_json_region_country_and_ambiguous_aliases(tmp_path):
 def pitt():
     return AddressParser(Gazetteer(
         city="Pittsburgh", streets=["Grant Street", "Fifth Avenue", "Forbes Avenue", "Main Street",
+                                    "Wood Street",
                                     "Smithfield Street", "Craig Street", "Market Square"],
         districts=["Downtown", "Oakland"], region="Pennsylvania", country="US"))
 
@@ -122,6 +123,10 @@ def pitt():
     ("Grant Street near Boston Street", "address", None),        # a street, not the city
     ("The Rose Fitzgerald Kennedy Greenway", "vague", None),     # part of a name, not the city
     ("Nice view of Grant Street", "address", None),              # a word, not the city
+    ("Forbes Avenue near Carnegie Mellon University", "address", None),   # part of a longer name
+    ("Grant Street. Similar streets exist in Chicago.", "address", None),   # a comparison
+    ("Wood Street; the architecture is typical of London.", "address", None),
+    ("It resembles Fifth Avenue in New York.", "other_city", "New York"),   # the street compared too
 ])
 def test_other_places(pitt, answer, kind, other):
     p = pitt.parse(answer)
