@@ -369,6 +369,7 @@ class DatasetBuilder:
                 "geometry_wkt": p.geometry.wkt} for i, p in enumerate(pieces)],
             "streets": sorted({p.street for p in pieces}),
             "districts": sorted({d.name for d in city.districts}),
+            **city.place_names(),     # aliases (OSM name:sv, alt_name...), region, country
         }
         meta = self.meta(city, pieces, cols, split)
         write_dataset(root, cols, splits=SPLITS, addresses=candidates, meta=meta, skip=self.skip,

@@ -9,6 +9,11 @@ index), keeping just the named streets, the district boundary ways and place nod
 - Intersections: OSM nodes shared by ways of two or more differently named streets. Shared nodes
   are the map's own topology, so bridges over a street do not count as crossings.
 - Districts: see :mod:`data_gen.districts`.
+- Other names: streets, districts and the city keep the names of :data:`ALIAS_TAGS` (Helsinki's
+  signs show the Finnish ``name`` and the Swedish ``name:sv``); an alias that two streets share, or
+  that is another street's own name, is dropped (:func:`unambiguous_aliases`). The city's region and
+  country come from its tags (``is_in:iso_3166_2``, ``is_in:country_code``) and the boundary
+  relations that carry ISO 3166 codes, where the extract has them.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ STREET_HIGHWAYS = ("motorway", "trunk", "primary", "secondary", "tertiary", "unc
 # e.g. the drivable centre line of a pedestrianised street), never as streets of their own.
 GAP_FILLING_HIGHWAYS = ("service",)
 PLACE_DISTRICT_KINDS = ("suburb", "quarter", "neighbourhood")
+# Tags holding other names of the same street, district or city (";" separates several values).
+ALIAS_TAGS = ("name:sv", "name:en", "alt_name", "official_name", "old_name", "short_name")
 # A part of a street running within this distance of a longer part of the same street, for most of
 # its length, is the street's other carriageway (OSM maps divided roads as two one-way ways).
 CARRIAGEWAY_GAP_M = 25.0
@@ -72,6 +79,18 @@ class CityMap:
     districts: list[District]
     bounds_lonlat: tuple[float, float, float, float]   # min_lon, min_lat, max_lon, max_lat
     street_lengths: dict[str, float] = field(default_factory=dict)
+    street_aliases: dict[str, list[str]] = field(default_factory=dict)     # street -> other names
+    district_aliases: dict[str, list[str]] = field(default_factory=dict)
+    city_aliases: list[str] = field(default_factory=list)
+    region: str | None = None            # e.g. "Uusimaa", from the extract's boundary relations
+    region_code: str | None = None       # ISO 3166-2, e.g. "FI-18"
+    country: str | None = None           # ISO 3166-1 alpha-2, e.g. "FI"
+
+    def place_names(self) -> dict:
+        """The other names and the place of the city, as ``addresses.json`` carries them."""
+        return {"city_aliases": self.city_aliases, "region": self.region,
+                "region_code": self.region_code, "country": self.country,
+                "street_aliases": self.street_aliases, "district_aliases": self.district_aliases}
 
     def street(self, name: str) -> Street:
         for s in self.streets:
@@ -88,6 +107,39 @@ class _RawExtract:
     places: list[tuple[str, str, float, float]]                  # kind, name, lon, lat
     city_names: list[tuple[int, str]]                            # (priority, name)
     bounds: list[float]
+    aliases: dict[str, dict[str, set]] = field(default_factory=lambda: {
+        "street": collections.defaultdict(set), "district": collections.defaultdict(set),
+        "city": collections.defaultdict(set)})
+    place_tags: dict[str, dict] = field(default_factory=dict)     # city name -> its tags
+    iso_regions: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # code -> names
+    country: str | None = None
+
+
+def alias_values(tags, keys=ALIAS_TAGS) -> set[str]:
+    """The other names a tag set gives (``alt_name=A;B`` is two names)."""
+    out = set()
+    for key in keys:
+        for value in (tags.get(key) or "").split(";"):
+            if value.strip():
+                out.add(value.strip())
+    return out
+
+
+def unambiguous_aliases(aliases: dict[str, set], names) -> dict[str, list[str]]:
+    """name -> sorted aliases, without the ones that name two things or are another's own name."""
+    names = set(names)
+    owners: dict[str, set] = collections.defaultdict(set)
+    for name, values in aliases.items():
+        if name in names:
+            for v in values:
+                owners[v].add(name)
+    out = {}
+    for name in sorted(names):
+        keep = sorted(v for v in aliases.get(name, ()) if v != name and v not in names
+                      and len(owners[v]) == 1)
+        if keep:
+            out[name] = keep
+    return out
 
 
 def _admin_level(tags) -> int | None:
@@ -105,7 +157,8 @@ def _is_area(way) -> bool:
 
 
 def _read(path: Path) -> _RawExtract:
-    relations, boundary_way_ids, city_names = [], set(), []
+    relations, boundary_way_ids, city_names, places = [], set(), [], []
+    district_aliases: dict[str, set] = collections.defaultdict(set)
     for rel in osmium.FileProcessor(str(path), osmium.osm.RELATION):
         tags = rel.tags
         level = _admin_level(tags)
@@ -116,8 +169,21 @@ def _read(path: Path) -> _RawExtract:
         boundary_way_ids.update(ways)
         if level == 8:
             city_names.append((0, tags["name"]))
+        if level <= 8:
+            places.append((tags["name"], level, dict(tags)))
+        else:
+            district_aliases[tags["name"]] |= alias_values(tags)
 
     raw = _RawExtract([], {}, relations, [], city_names, [np.inf, np.inf, -np.inf, -np.inf])
+    raw.aliases["district"] = district_aliases
+    for name, level, tags in places:
+        if level == 8:
+            raw.place_tags.setdefault(name, {}).update(tags)
+        if tags.get("ISO3166-2"):
+            raw.iso_regions[tags["ISO3166-2"]] = (name, sorted(alias_values(tags) | {
+                v for k, v in tags.items() if k.startswith("name:")} | {name}))
+        if level == 2 and tags.get("ISO3166-1"):
+            raw.country = tags["ISO3166-1"]
     lon_min, lat_min, lon_max, lat_max = raw.bounds
     for obj in osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY).with_locations():
         if obj.is_node():
@@ -129,8 +195,10 @@ def _read(path: Path) -> _RawExtract:
             if place and "name" in obj.tags:
                 if place in PLACE_DISTRICT_KINDS:
                     raw.places.append((place, obj.tags["name"], lon, lat))
+                    raw.aliases["district"][obj.tags["name"]] |= alias_values(obj.tags)
                 elif place in ("city", "town"):
                     raw.city_names.append((1, obj.tags["name"]))
+                    raw.place_tags.setdefault(obj.tags["name"], {}).update(dict(obj.tags))
             continue
         if not obj.is_way():
             continue
@@ -146,6 +214,7 @@ def _read(path: Path) -> _RawExtract:
         lonlat = np.array([(r[1], r[2]) for r in refs], dtype=np.float64)
         if is_street:
             raw.street_ways.append((tags["name"], tags["highway"], ids, lonlat))
+            raw.aliases["street"][tags["name"]] |= alias_values(tags)
         if obj.id in boundary_way_ids:
             raw.boundary_ways[obj.id] = lonlat
     raw.bounds = [lon_min, lat_min, lon_max, lat_max]
@@ -234,10 +303,29 @@ def read_city(path: str | Path, *, city: str | None = None,
     city_name = city or (min(raw.city_names)[1] if raw.city_names else path.stem.split(".")[0])
     districts = build_districts(raw.relations, raw.boundary_ways, raw.places, raw.bounds, proj,
                                 admin_level=district_admin_level)
-    return CityMap(source=str(path), city=city_name, projection=proj, streets=streets,
-                   intersections=_intersections(raw, proj), districts=districts,
-                   bounds_lonlat=tuple(raw.bounds),
-                   street_lengths={s.name: s.length_m for s in streets})
+    cm = CityMap(source=str(path), city=city_name, projection=proj, streets=streets,
+                 intersections=_intersections(raw, proj), districts=districts,
+                 bounds_lonlat=tuple(raw.bounds),
+                 street_lengths={s.name: s.length_m for s in streets})
+    _add_place_names(cm, raw)
+    return cm
+
+
+def _add_place_names(cm: CityMap, raw: _RawExtract) -> None:
+    """Aliases of streets, districts and the city; the city's region and country, where tagged."""
+    cm.street_aliases = unambiguous_aliases(raw.aliases["street"], [s.name for s in cm.streets])
+    district_names = [d.name for d in cm.districts]
+    cm.district_aliases = unambiguous_aliases(raw.aliases["district"], district_names)
+    tags = raw.place_tags.get(cm.city, {})
+    cm.city_aliases = sorted(alias_values(tags) - {cm.city})
+    code = tags.get("is_in:iso_3166_2") or tags.get("ISO3166-2")
+    if code in raw.iso_regions:
+        cm.region_code = code
+        cm.region = raw.iso_regions[code][0]
+    elif code:
+        cm.region_code = code
+    cm.country = (tags.get("is_in:country_code") or raw.country
+                  or (code.split("-")[0] if code else None))
 
 
 def embedded_extract_path() -> Path:

@@ -6,7 +6,12 @@ A dataset folder holds::
     annotations/{split}.json    released AddressCLIP layout: {image: [caption, verbose, canonical]}
     coordinates.csv             image, split, utm_easting, utm_northing, lat, lon, heading
     hf/                         a ``datasets.DatasetDict`` (save_to_disk) with every column below
-    addresses.json              the candidate set: city, CRS and one record per sub-street
+    addresses.json              the candidate set: city, CRS and one record per sub-street, the
+                                "streets" and "districts", their other names ("street_aliases",
+                                "district_aliases": name -> [alias], from OSM name:sv, name:en,
+                                alt_name, official_name, old_name, short_name), "city_aliases",
+                                and the city's "region", "region_code" (ISO 3166-2) and "country"
+                                (ISO 3166-1 alpha-2) where the extract tags them (else null)
     meta.json                   build configuration, counts, CRS, schema version
     README.md, map.png          dataset card and a map of the locations coloured by district
     build_report.json           what was skipped and why (only with --skip-bad)

@@ -7,13 +7,20 @@ Three sources, one type:
 - a JSON file (:func:`Gazetteer.from_json`), for a city with no dataset::
 
       {"city": "Pittsburgh", "city_aliases": ["Pgh"], "crs": "EPSG:32617",
+       "region": "Pennsylvania", "country": "US",
        "streets": ["Grant Street", {"name": "Fifth Avenue", "aliases": ["5th Ave"], "wkt": "..."}],
        "districts": ["Downtown", {"name": "Oakland"}],
        "sub_streets": [{"street": "...", "cross_street": "...", "district": "...", "wkt": "..."}]}
 
-  (only ``city``, ``streets`` and ``districts`` are required; ``wkt`` geometry is in ``crs``);
-- an OpenStreetMap extract (:func:`Gazetteer.from_osm`): named streets with their geometry and the
-  districts, read by :func:`data_gen.osm.read_city`.
+  (only ``city``, ``streets`` and ``districts`` are required; ``wkt`` geometry is in ``crs``;
+  ``region`` is a name or ISO 3166-2 code, ``country`` a name or ISO 3166-1 code);
+- an OpenStreetMap extract (:func:`Gazetteer.from_osm`): named streets with their geometry, the
+  districts, and the aliases, region and country, read by :func:`data_gen.osm.read_city`.
+
+Aliases (other official names, e.g. Helsinki's Swedish street names) map to their canonical name.
+An alias two names share, or one that is another name's own name, is dropped: it cannot say which
+is meant. The region and country, where known, let the parser tell "Grant Street, Texas" from
+Pittsburgh's (see :mod:`eval.place_model`).
 
 Cross-street labels of the dataset may name several streets ("A/B") or carry a repeat counter
 ("A (2)"); :func:`cross_street_names` reads them as the set of street names they stand for.
@@ -64,6 +71,8 @@ class Gazetteer:
     street_geometry: dict[str, shapely.Geometry] = field(default_factory=dict)
     crs: str | None = None                                            # CRS of every geometry
     source: str = ""
+    region: str | None = None        # the city's region/state: a name or an ISO 3166-2 code
+    country: str | None = None       # the city's country: a name or an ISO 3166-1 code
 
     # ---- sources -------------------------------------------------------------------------------
 
@@ -94,8 +103,16 @@ class Gazetteer:
                                   rec["district"], rec.get("address", ""), geom))
         streets = list(ial.addresses.get("streets") or dict.fromkeys(s.street for s in subs))
         districts = list(ial.addresses.get("districts") or dict.fromkeys(s.district for s in subs))
+        doc = ial.addresses
         gaz = cls(city=ial.city, streets=streets, districts=districts, sub_streets=subs,
-                  crs=ial.addresses.get("crs"), source=str(ial.root))
+                  crs=doc.get("crs"), source=str(ial.root),
+                  city_aliases=_alias_list(doc.get("city_aliases"), "city_aliases", ial.root),
+                  street_aliases=_inverted(doc.get("street_aliases"), "street_aliases", ial.root),
+                  district_aliases=_inverted(doc.get("district_aliases"), "district_aliases",
+                                             ial.root),
+                  region=doc.get("region_code") or doc.get("region"), country=doc.get("country"))
+        gaz.street_aliases = {a: n for a, n in gaz.street_aliases.items() if n in gaz.street_names}
+        gaz.district_aliases = {a: n for a, n in gaz.district_aliases.items() if n in districts}
         gaz.street_geometry = gaz._union_by_street()
         return gaz
 
@@ -119,12 +136,14 @@ class Gazetteer:
             subs.append(SubStreet(rec["street"], cross_street_names(rec.get("cross_street")),
                                   rec.get("district", ""), rec.get("address", ""),
                                   _wkt(rec.get("wkt"), path, i)))
-        aliases = doc.get("city_aliases") or []
-        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-            raise DataError('"city_aliases" must be a list of names', path=path)
+        aliases = _alias_list(doc.get("city_aliases"), "city_aliases", path)
+        for key in ("region", "country"):
+            if doc.get(key) is not None and not isinstance(doc[key], str):
+                raise DataError(f'"{key}" must be a name or a code', path=path)
         gaz = cls(city=doc["city"], streets=streets, districts=districts, city_aliases=aliases,
                   street_aliases=street_aliases, district_aliases=district_aliases,
-                  sub_streets=subs, street_geometry=geometry, crs=doc.get("crs"), source=str(path))
+                  sub_streets=subs, street_geometry=geometry, crs=doc.get("crs"), source=str(path),
+                  region=doc.get("region") or None, country=doc.get("country") or None)
         if subs and not geometry:
             gaz.street_geometry = gaz._union_by_street()
         return gaz
@@ -138,7 +157,10 @@ class Gazetteer:
         geometry = {s.name: shapely.MultiLineString(s.parts) for s in cm.streets}
         return cls(city=cm.city, streets=[s.name for s in cm.streets],
                    districts=[d.name for d in cm.districts], street_geometry=geometry,
-                   crs=cm.projection.crs, source=str(path))
+                   crs=cm.projection.crs, source=str(path), city_aliases=list(cm.city_aliases),
+                   street_aliases=_inverted(cm.street_aliases, "street_aliases", path),
+                   district_aliases=_inverted(cm.district_aliases, "district_aliases", path),
+                   region=cm.region_code or cm.region, country=cm.country)
 
     def to_json(self) -> dict:
         """The JSON form :func:`from_json` reads (geometry as WKT)."""
@@ -154,6 +176,7 @@ class Gazetteer:
                 out.append(entry)
             return out
         doc = {"city": self.city, "city_aliases": self.city_aliases, "crs": self.crs,
+               "region": self.region, "country": self.country,
                "streets": entries(self.streets, self.street_aliases, self.street_geometry),
                "districts": entries(self.districts, self.district_aliases, {})}
         if self.sub_streets:
@@ -203,6 +226,39 @@ class Gazetteer:
                 if all(s.geometry is not None for s in subs)}
 
 
+def _alias_list(raw, what: str, path) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
+        raise DataError(f'"{what}" must be a list of names', path=path)
+    return [a for a in raw if a]
+
+
+def _inverted(raw, what: str, path) -> dict[str, str]:
+    """``{name: [alias, ...]}`` -> ``{alias: name}``, without aliases that name two things."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise DataError(f'"{what}" must map each name to a list of aliases', path=path)
+    pairs = []
+    for name, aliases in raw.items():
+        for alias in _alias_list(aliases, f"{what}[{name!r}]", path):
+            pairs.append((alias, name))
+    return _unambiguous(pairs, set(raw))
+
+
+def _unambiguous(pairs, names) -> dict[str, str]:
+    """alias -> name for the aliases that stand for one name only and are no name themselves."""
+    from eval.normalize import compact
+
+    own = {compact(n) for n in names}
+    owners: dict[str, set] = {}
+    for alias, name in pairs:
+        owners.setdefault(compact(alias), set()).add(name)
+    return {alias: name for alias, name in pairs
+            if len(owners[compact(alias)]) == 1 and compact(alias) not in own}
+
+
 def _named_entries(raw, what: str, path: Path):
     """Names, alias -> name and name -> geometry from a list of names or ``{name, aliases, wkt}``."""
     if not isinstance(raw, list) or not raw:
@@ -214,13 +270,13 @@ def _named_entries(raw, what: str, path: Path):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
             raise DataError(f'{what} entries are names or objects with a "name"', path=path, row=i)
         names.append(entry["name"])
-        for alias in entry.get("aliases") or []:
-            if isinstance(alias, str) and alias:
-                aliases[alias] = entry["name"]
+        for alias in _alias_list(entry.get("aliases"), f"{what}[{i}].aliases", path):
+            aliases.setdefault(alias, set()).add(entry["name"])
         geom = _wkt(entry.get("wkt"), path, i)
         if geom is not None:
             geometry[entry["name"]] = geom
-    return names, aliases, geometry
+    pairs = [(alias, name) for alias, owners in aliases.items() for name in owners]
+    return names, _unambiguous(pairs, names), geometry
 
 
 def _wkt(text, path: Path, row: int):

@@ -8,9 +8,10 @@ Built once per name list, used for every answer (the tables are the expensive pa
 - fuzzy: spans that are not exact hits are scored against every compact key in one
   ``rapidfuzz.process.cdist`` call (``fuzz.ratio``, a 0-100 normalised Indel similarity); the best
   key is kept when the span reaches the cut-off *and so does its distinctive core* (the name
-  without its street type or compound suffix, :func:`eval.normalize.core`): "Grand Street" is as
-  close to "Grant Street" as a typo, but "grand" is not "grant". Names whose core is shorter than
-  ``min_fuzzy_chars`` match only exactly, and spans may not begin or end with a function word or
+  without its street type or compound suffix, :func:`eval.normalize.core`; when the span's own
+  suffix is misspelt, its letters before the name's suffix length): "Grand Street" is as close to
+  "Grant Street" as a typo, but "grand" is not "grant", while "Aleksanterinktau" keeps its core.
+  Names whose core is shorter than ``min_fuzzy_chars`` match only exactly, and spans may not begin or end with a function word or
   begin with a number, so short common words never match a name by accident.
 
 Speed (``benchmarks/bench_qa_parse.py``): the exact probe stops as soon as a span is no prefix of
@@ -121,6 +122,12 @@ class NameIndex:
             return None
         return self.fuzzy_names[best[2]]
 
+    def _aligned_core(self, span_key: str, k: int) -> str:
+        """The span without as many trailing letters as the name's suffix has: the core of a span
+        whose suffix is itself misspelt ("Aleksanterinktau", "Mannerheimintei")."""
+        suffix = len(self.fuzzy_keys[k]) - len(self.fuzzy_cores[k])
+        return span_key[:len(span_key) - suffix] if suffix else span_key
+
     def _core_close(self, span_core: str, k: int) -> bool:
         return fuzz.ratio(span_core, self.fuzzy_cores[k]) >= self.fuzzy_cutoff
 
@@ -153,7 +160,8 @@ class NameIndex:
                 continue
             k, score = found
             start, end = where[0]
-            if not self._core_close(core(list(words[start:end])), k):
+            if not (self._core_close(core(list(words[start:end])), k)
+                    or self._core_close(self._aligned_core(key, k), k)):
                 continue
             hits += [Match(start, end, self.fuzzy_names[k], score, len(key)) for start, end in where]
         return hits

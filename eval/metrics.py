@@ -4,6 +4,9 @@ Every rate is over *all* scored items: an item whose answer is missing or failed
 in ``error_rate``), so a run cannot look better by answering less. Definitions:
 
 - ``street_acc``: the answer's street is the true street; ``district_acc`` likewise;
+  ``street_acc_any_guess``: the true street is any of the answer's guesses (a list of guesses, or
+  streets offered as alternatives "A or B"), for studying list-style answers; ``street_acc`` only
+  credits the first guess.
   ``address_acc``: both (the street-level address "{street}, {district}").
 - ``sub_street_acc``: the street is right and so is the cross street (any street of a "A/B" label);
   when the true location has no cross street, the right street suffices.
@@ -43,6 +46,7 @@ class ItemScores:
     """Per-item outcomes, one array entry per reference (same order)."""
 
     street: np.ndarray
+    street_any_guess: np.ndarray
     district: np.ndarray
     address: np.ndarray
     sub_street: np.ndarray
@@ -76,8 +80,10 @@ def score_items(refs: list[Reference], parsed: list[ParsedAnswer | None],
     cross_ok = flags(not tc or pc in tc for pc, tc in zip(pred_cross, true_cross))
     kinds = [p.kind if p else "error" for p in parsed]
     distance, positioned = _distances(refs, parsed, gazetteer)
+    any_guess = flags(p is not None and key(r.street) in {key(g) for g in (p.guesses or [p.street])}
+                      for p, r in zip(parsed, refs))
     return ItemScores(
-        street=street, district=district, address=street & district, sub_street=street & cross_ok,
+        street=street, street_any_guess=any_guess | street, district=district, address=street & district, sub_street=street & cross_ok,
         cross_given=flags(pc is not None for pc in pred_cross),
         refusal=flags(k == "refusal" for k in kinds), no_street=flags(ps is None for ps in pred_street),
         other_city=flags(k == "other_city" for k in kinds), error=flags(p is None for p in parsed),
@@ -88,7 +94,8 @@ def summarize(s: ItemScores, *, bootstrap: int = 1000, seed: int = 0) -> dict:
     """Rates (fractions 0-1) with 95% intervals, counts and distance statistics."""
     n = len(s)
     rate = (lambda x: float(x.mean()) if n else None)  # noqa: E731
-    out = {"n": n, "street_acc": rate(s.street), "district_acc": rate(s.district),
+    out = {"n": n, "street_acc": rate(s.street), "street_acc_any_guess": rate(s.street_any_guess),
+           "district_acc": rate(s.district),
            "address_acc": rate(s.address), "sub_street_acc": rate(s.sub_street),
            "cross_street_given_rate": rate(s.cross_given),
            "sub_street_acc_when_given": float(s.sub_street[s.cross_given].mean())

@@ -5,13 +5,16 @@ point back into the original text (the parser needs them for casing, house numbe
 Steps, applied to each word of the original text:
 
 1. Unicode compatibility decomposition, accents dropped, case folded ("Töölönlahdenkatu" ->
-   "toolonlahdenkatu", "Straße" -> "strasse"); apostrophes inside a word are removed ("Smith's" ->
-   "smiths", "can't" -> "cant"); every other non-alphanumeric character separates words, except
+   "toolonlahdenkatu", "Straße" -> "strasse"); a possessive "'s" is dropped ("New York's" ->
+   "new york", "Smith's" -> "smith"), other apostrophes inside a word are removed ("can't" ->
+   "cant"); every other non-alphanumeric character separates words, except
    ``&``, ``@`` and ``/``, which read as "and", "at" and "and" (``Grant St/5th Ave``).
 2. Ordinals become words: "5th" -> "fifth", "11th" -> "eleventh", "21st" -> "twenty first".
 3. Street-type and direction abbreviations are expanded: St -> street, Ave -> avenue, N -> north...
    (St as "Saint" is expanded the same way on both sides, so matching stays consistent.)
-4. Compound street suffixes written apart are joined to the word before them:
+4. Finnish street words in another case become the nominative names use ("Aleksanterinkadulla",
+   "Mannerheimintien" -> "aleksanterinkatu", "mannerheimintie").
+5. Compound street suffixes written apart are joined to the word before them:
    "Aleksanterin katu" -> "aleksanterinkatu", "Yrjö-Koskisen katu" -> "yrjo koskisenkatu"
    (Finnish -katu/-tie/-kuja..., Swedish -gatan/-vägen..., German -strasse/-weg...).
 """
@@ -25,6 +28,7 @@ from typing import NamedTuple
 
 _WORD = re.compile(r"[^\W_]+(?:['’`][^\W_]+)*|[&@/]")
 _APOSTROPHES = str.maketrans("", "", "'’`")
+_POSSESSIVE = re.compile(r"\w['’`]s$")
 _SYMBOLS = {"&": "and", "@": "at", "/": "and"}
 
 ABBREVIATIONS = {
@@ -61,6 +65,17 @@ _ORDINAL_UNITS = {"one": "first", "two": "second", "three": "third", "five": "fi
 _ORDINAL = re.compile(r"^(\d{1,3})(st|nd|rd|th)$")
 _JOINABLE_GAP = re.compile(r"[ \-]{1,3}")
 _PIECE = re.compile(r"[^\W_]+")
+
+
+# Finnish street words in the cases answers use ("on the street": -kadulla, "of": -kadun), folded.
+_FINNISH_CASE = re.compile(
+    r"^(\w*?)(kadu(?:lla|lle|lta|ssa|sta|n|t)|katua|tie(?:lla|lle|lta|ssa|sta|n|ta)"
+    r"|tori(?:lla|lle|lta|ssa|sta|n)|rann(?:alla|alle|alta|assa|asta|an)"
+    r"|aukio(?:lla|lle|lta|n|ta)|kuja(?:lla|lle|lta|n)|esplanadi(?:lla|lle|lta|n)"
+    r"|bulevardi(?:lla|lle|lta|n))$")
+_FINNISH_STEMS = (("kadu", "katu"), ("katua", "katu"), ("tie", "tie"), ("tori", "tori"),
+                  ("rann", "ranta"), ("aukio", "aukio"), ("kuja", "kuja"),
+                  ("esplanadi", "esplanadi"), ("bulevardi", "bulevardi"))
 
 
 class Token(NamedTuple):
@@ -102,7 +117,10 @@ def _expand(raw: str) -> tuple[str, ...]:
     """The normalised word(s) one word of text becomes (memoised: answers repeat their words)."""
     if raw in _SYMBOLS:
         return (_SYMBOLS[raw],)
-    word = fold(raw).translate(_APOSTROPHES)
+    word = fold(raw)
+    if _POSSESSIVE.search(word):           # "New York's" -> "new york"
+        word = word[:-2]
+    word = word.translate(_APOSTROPHES)
     # Folding can reveal separators (e.g. a ligature or full-width punctuation): split again.
     pieces = _PIECE.findall(word)
     out: list[str] = []
@@ -112,7 +130,20 @@ def _expand(raw: str) -> tuple[str, ...]:
             out.extend(ordinal_words(int(m.group(1))))
         else:
             out.append(ABBREVIATIONS.get(piece, piece))
-    return tuple(out)
+    return tuple(_finnish_nominative(w) for w in out)
+
+
+def _finnish_nominative(word: str) -> str:
+    """A street word in a Finnish case back in the nominative the names use: "Aleksanterinkadulla"
+    -> "aleksanterinkatu", "Mannerheimintiellä" -> "mannerheimintie" (both sides, so consistent)."""
+    m = _FINNISH_CASE.match(word)
+    if m is None:
+        return word
+    stem = m.group(2)
+    for head, nominative in _FINNISH_STEMS:
+        if stem.startswith(head):
+            return m.group(1) + nominative
+    return word
 
 
 def tokenize(text: str) -> list[Token]:

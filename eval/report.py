@@ -56,14 +56,15 @@ def markdown(report: dict) -> str:
              f"{refs['n']} items from `{refs['source']}`; gazetteer `{refs['gazetteer']}`. "
              "Rates in % over all items (a missing or failed answer counts as wrong); "
              "[95% bootstrap interval].", "",
-             "| run | backend | street | district | address | sub-street | refusal | no street | "
-             "errors | ≤25 m | ≤100 m | ≤250 m | median m |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| run | backend | street | district | address | sub-street | street, any guess | "
+             "refusal | no street | errors | ≤25 m | ≤100 m | ≤250 m | median m |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, run in runs.items():
         m, ci = run["metrics"], run["metrics"].get("ci95", {})
         cells = [name, run["backend"]]
         cells += [_pct(m.get(k), ci.get(k)) for k in ("street_acc", "district_acc", "address_acc")]
-        cells += [_pct(m.get(k)) for k in ("sub_street_acc", "refusal_rate", "no_street_rate",
+        cells += [_pct(m.get(k)) for k in ("sub_street_acc", "street_acc_any_guess",
+                                           "refusal_rate", "no_street_rate",
                                            "error_rate", "within_25m", "within_100m", "within_250m")]
         cells.append("-" if m.get("median_distance_m") is None else f"{m['median_distance_m']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -119,8 +120,9 @@ def _item(ref: Reference, answer: str | None, error: str | None, parsed: ParsedA
             "truth": {"street": ref.street, "cross_street": ref.cross_street,
                       "district": ref.district, "city": ref.city},
             "parsed": parsed.as_dict() if parsed else None,
-            "correct": {"street": bool(s.street[i]), "district": bool(s.district[i]),
-                        "address": bool(s.address[i]), "sub_street": bool(s.sub_street[i])},
+            "correct": {"street": bool(s.street[i]), "street_any_guess": bool(s.street_any_guess[i]),
+                        "district": bool(s.district[i]), "address": bool(s.address[i]),
+                        "sub_street": bool(s.sub_street[i])},
             "distance_m": None if math.isnan(d) else round(d, 2)}
 
 

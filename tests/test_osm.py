@@ -79,3 +79,35 @@ def test_small_xml_extract_reads(tmp_path):
     assert city.city == "Testila"
     # 0.002 degrees of longitude at 60 N is ~111 m, not the ~222 m of a degree of latitude
     assert city.streets[0].length_m == pytest.approx(111.4, abs=1.0)
+
+
+def test_alias_tags_are_read_split_and_kept_only_when_unambiguous(tmp_path):
+    xml = """<?xml version='1.0' encoding='UTF-8'?>
+<osm version="0.6" generator="test">
+ <node id="1" lat="60.1700" lon="24.9400" version="1"/>
+ <node id="2" lat="60.1700" lon="24.9420" version="1"/>
+ <node id="3" lat="60.1710" lon="24.9410" version="1"/>
+ <node id="4" lat="60.1720" lon="24.9410" version="1"/>
+ <node id="9" lat="60.1705" lon="24.9405" version="1"><tag k="place" v="city"/>
+  <tag k="name" v="Testila"/><tag k="name:sv" v="Testby"/><tag k="is_in:country_code" v="FI"/>
+  <tag k="is_in:iso_3166_2" v="FI-18"/></node>
+ <way id="10" version="1"><nd ref="1"/><nd ref="2"/><tag k="highway" v="residential"/>
+  <tag k="name" v="Testikatu"/><tag k="name:sv" v="Testgatan"/>
+  <tag k="alt_name" v="Vanha tie;Kolmas nimi"/><tag k="old_name" v="Yhteinen"/></way>
+ <way id="11" version="1"><nd ref="2"/><nd ref="3"/><tag k="highway" v="residential"/>
+  <tag k="name" v="Toinenkatu"/><tag k="old_name" v="Yhteinen"/>
+  <tag k="short_name" v="Testikatu"/></way>
+ <way id="12" version="1"><nd ref="3"/><nd ref="4"/><tag k="highway" v="service"/>
+  <tag k="name" v="Testikatu"/><tag k="official_name" v="Testikatu virallinen"/></way>
+</osm>
+"""
+    path = tmp_path / "aliases.osm"
+    path.write_text(xml)
+    city = read_city(path)
+    assert city.city == "Testila" and city.city_aliases == ["Testby"]
+    assert (city.country, city.region_code) == ("FI", "FI-18")
+    # ";" separates names; a name on two streets ("Yhteinen") or another street's own name
+    # ("Testikatu" as Toinenkatu's short_name) says nothing; every way of a street counts
+    assert city.street_aliases == {"Testikatu": ["Kolmas nimi", "Testgatan", "Testikatu virallinen",
+                                                 "Vanha tie"]}
+    assert city.place_names()["street_aliases"] is city.street_aliases

@@ -126,3 +126,18 @@ def test_per_district_breakdown(grid):
     assert d["West"] == {"n": 2, "street_acc": 0.5, "district_acc": 0.5, "address_acc": 0.5,
                          "refusal_rate": 0.0}
     assert d["East"]["address_acc"] == 1.0
+
+
+def test_any_guess_credits_a_later_guess_only_in_its_own_metric(grid):
+    """``street_acc`` scores the first guess; ``street_acc_any_guess`` any guess (lists, "or")."""
+    parser = AddressParser(grid)
+    refs = [_ref(i, "Beta Street", "Far Street", "East", (150, 100)) for i in range(4)]
+    answers = ["1. Alpha Street, East\n2. Beta Street, East",     # second guess right
+               "Alpha Street or Beta Street, East",               # alternative right
+               "Beta Street, East",                               # first guess right
+               "Alpha Street, East"]                              # wrong, no other guess
+    s = score_items(refs, [parser.parse(a) for a in answers], grid)
+    assert s.street.tolist() == [False, False, True, False]
+    assert s.street_any_guess.tolist() == [True, True, True, False]
+    m = summarize(s, bootstrap=0)
+    assert (m["street_acc"], m["street_acc_any_guess"]) == (0.25, 0.75)

@@ -40,6 +40,33 @@ def test_llava_ial_answers_give_street_district_and_city(pitt):
     assert (p.street, p.district) == ("Fifth Avenue", "Downtown")
 
 
+POSTER_AS_PRINTED = [      # the poster's answer boxes, line breaks as printed
+    ("The address of this photo might be Grant\nStreet, Downtown, Pittsburgh, PA, USA.",
+     ("address", "Grant Street", "Downtown", "Pittsburgh")),
+    ("The address of this photo might be Fifth Av-\nenue, Downtown, Pittsburgh, PA, USA.",
+     ("address", "Fifth Avenue", "Downtown", "Pittsburgh")),
+    ("This photo was taken in Peavey Plaza in\nMinneapolis, Minnesota, USA, on the corner\n"
+     "of Nicollet Mall and 11th Street.", ("other_city", None, None, "Minneapolis")),
+    ("This photo was taken on the Rose Fitzger-\nald Kennedy Greenway in Boston, Mas-\n"
+     "sachusetts.", ("other_city", None, None, "Boston")),
+    ("This photo appears to have been taken on a\ncity street, possibly in a downtown area or\n"
+     "commercial district.", ("vague", None, None, None)),
+    ("This photo was taken at 400 Fifth Avenue in\nPittsburgh, Pennsylvania.",
+     ("address", "Fifth Avenue", None, "Pittsburgh")),
+    ("The photo was taken on Fifth Avenue in\nPittsburgh, Pennsylvania.",
+     ("address", "Fifth Avenue", None, "Pittsburgh")),
+    ("This photo appears to have been taken on\nFifth Avenue in Pittsburgh, Pennsylvania,\n"
+     "USA. The street sign in the image confirms\nthis location.",
+     ("address", "Fifth Avenue", None, "Pittsburgh")),
+]
+
+
+@pytest.mark.parametrize("answer, expected", POSTER_AS_PRINTED)
+def test_poster_answers_with_their_line_breaks(pitt, answer, expected):
+    p = pitt.parse(answer)
+    assert (p.kind, p.street, p.district, p.city) == expected
+
+
 def test_house_number_on_the_right_street(pitt):
     p = pitt.parse("This photo was taken at 400 Fifth Avenue in Pittsburgh, Pennsylvania.")
     assert (p.kind, p.street, p.house_number, p.city) == ("address", "Fifth Avenue", "400", "Pittsburgh")
@@ -162,8 +189,14 @@ def test_lists_of_guesses_take_the_first(pitt):
                    "2. Forbes Avenue, Oakland\n3. Penn Avenue, Strip District")
     assert (p.street, p.district, p.city) == ("Smithfield Street", "Downtown", "Pittsburgh")
     assert "list" in p.qualifiers
+    # The first guess is the answer even when it names no street here; the others are kept.
     p = pitt.parse("- a bridge somewhere\n- Craig Street, Oakland\n- Grant Street, Downtown")
-    assert (p.street, p.district) == ("Craig Street", "Oakland")
+    assert (p.kind, p.street, p.guesses) == ("vague", None, ["Craig Street", "Grant Street"])
+    p = pitt.parse("Here is what I see:\n- Craig Street, Oakland\n- Grant Street, Downtown")
+    assert (p.street, p.district, p.guesses) == ("Craig Street", "Oakland",
+                                                 ["Craig Street", "Grant Street"])
+    p = pitt.parse("1. Main Street, Springfield\n2. Grant Street, Pittsburgh")
+    assert (p.kind, p.street, p.guesses) == ("other_city", None, ["Grant Street"])
     p = pitt.parse("Guesses: 1. Liberty Avenue 2. Penn Avenue")
     assert p.street == "Liberty Avenue"
 
@@ -241,6 +274,13 @@ def test_normalisation():
     assert compact("Yrjö-Koskisen katu") == compact("yrjo koskisenkatu")
     assert ordinal_words(21) == ["twenty", "first"] and ordinal_words(11) == ["eleventh"]
     assert ordinal_words(40) == ["fortieth"] and ordinal_words(112) == ["one", "hundred", "twelfth"]
+    assert normalize("New York's Fifth Avenue") == "new york fifth avenue"      # possessive
+    assert normalize("can't") == "cant"
+    # Finnish cases back to the nominative names use; other words untouched
+    assert normalize("Aleksanterinkadulla Mannerheimintien Senaatintorilla") == (
+        "aleksanterinkatu mannerheimintie senaatintori")
+    assert normalize("Aleksanterin kadun") == "aleksanterinkatu"
+    assert normalize("Helsingissä tiedän") == "helsingissa tiedan"
 
 
 def test_cross_street_labels():
@@ -299,3 +339,9 @@ def test_every_candidate_address_of_the_embedded_city_parses_back(small_dataset)
             assert (p.street, p.district, p.city) == (rec["street"], rec["district"], "Helsinki")
     for _, refusal in UNANSWERABLE:                 # and its trained refusals
         assert parser.parse(refusal).kind == "refusal", refusal
+    # addresses.json carries the OSM aliases, region and country, and the gazetteer reads them
+    assert "Alexandersgatan" in ial.addresses["street_aliases"]["Aleksanterinkatu"]
+    assert (ial.addresses["region_code"], ial.addresses["country"]) == ("FI-18", "FI")
+    p = parser.parse("Alexandersgatan, Helsingfors")
+    assert (p.street, p.city) == ("Aleksanterinkatu", "Helsinki")
+    assert parser.parse("Aleksanterinkatu, Turku").kind == "other_city"

@@ -33,8 +33,11 @@ GAZ = Gazetteer(city=PITTSBURGH["city"],
                 streets=PITTSBURGH["streets"] + ["Aleksanterinkatu", "Yrjö-Koskisen katu",
                                                  "Pohjoisesplanadi"],
                 districts=PITTSBURGH["districts"] + ["Kluuvi", "Kaartinkaupunki"],
-                city_aliases=["Pgh"])
+                city_aliases=["Pgh"], street_aliases={"Alexandersgatan": "Aleksanterinkatu"},
+                region="Pennsylvania", country="US")
 GLUE = ["&", "and", "or", "near", "corner of", "at", "between", "The photo was taken on", "in",
+        "not", "isn't", "rather than", "but", "New York's", "Texas", ", CA", "Lahti", "Finland",
+        "Alexandersgatan", "? No,", "Oakland, California",
         "I cannot determine", "I'm sorry", "possibly", "Helsinki", "Minneapolis, Minnesota",
         "New York", "PA", "USA", "1.", "2)", "-", "*", "•", "400", "5th", "21st", "St.", "Ave",
         "katu", "tie", "N", "downtown", "DOWNTOWN", "null", "true", "0" * 40, "9" * 400]
