@@ -194,7 +194,7 @@ class _HFBackend:
     def __init__(self, directory: Path, device):
         from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
         self.model = CLIPModel.from_pretrained(directory, use_safetensors=True).to(device).eval()
-        self.image_processor = AutoImageProcessor.from_pretrained(directory)
+        self.image_processor = AutoImageProcessor.from_pretrained(directory, backend="pil")  # exact pixels
         self.tokenizer = AutoTokenizer.from_pretrained(directory)
         self.device = device
         self.logit_scale = float(self.model.logit_scale.detach().exp())
