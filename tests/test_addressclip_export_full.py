@@ -16,17 +16,9 @@ from addressclip.evaluate import cached_candidate_features, predict
 from addressclip.export import ExportError
 from addressclip.model import AddressCLIP, create_clip
 from addressclip.predict import AddressPredictor
-from stage1_fixtures import synthetic_dataset, trained_run  # noqa: F401  (fixtures)
+from stage1_fixtures import small_city, synthetic_dataset, trained_run  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def small_city(tmp_path_factory):
-    """The embedded Helsinki city, few locations and views (a few seconds to build)."""
-    from data_gen.build import BuildConfig, build
-    out = tmp_path_factory.mktemp("helsinki") / "data"
-    return build(BuildConfig(out=out, seed=3, spacing_m=40.0, headings=2, image_size=64, workers=1))
 
 
 def test_zero_shot_pipeline_ranks_like_evaluate_on_the_embedded_city(small_city, tmp_path):
