@@ -52,7 +52,7 @@ def _path(parts: list[np.ndarray], to_px) -> str:
 
 def render_map(network: StreetNetwork, highlights: list[tuple[str, float]], *,
                true_utm: tuple[float, float] | None = None, margin_m: float = 40.0) -> str:
-    """SVG of the network; ``highlights`` = [(address, probability)] best first."""
+    """SVG of the network and an HTML legend; ``highlights`` = [(address, probability)] best first."""
     xmin, ymin, xmax, ymax = network.bounds
     xmin, ymin, xmax, ymax = xmin - margin_m, ymin - margin_m, xmax + margin_m, ymax + margin_m
     scale = WIDTH_PX / max(xmax - xmin, 1.0)
@@ -84,9 +84,11 @@ def render_map(network: StreetNetwork, highlights: list[tuple[str, float]], *,
         x, y = to_px(np.asarray([true_utm], dtype=float))[0]
         parts.append(f'<circle class="true-location" cx="{x:.1f}" cy="{y:.1f}" r="7" fill="none" '
                      f'stroke="#2ca02c" stroke-width="3"><title>true location</title></circle>')
-    legend_y = height - 10
-    parts.append(f'<text x="8" y="{legend_y}" font-size="12" fill="#444" font-family="sans-serif">'
-                 f'grey: streets, coloured: top-{len(highlights)} predicted sub-streets (red = 1st)'
-                 + (", green ring: true location" if true_utm is not None else "") + "</text>")
     parts.append("</svg>")
+    legend = ('<div class="ial-map-legend" style="font-size:0.85em;color:#555">grey: streets; '
+              + ", ".join(f'<span style="color:{RANK_COLOURS[r % len(RANK_COLOURS)]}">&#9644; {r + 1}</span>'
+                          for r in range(len(highlights)))
+              + " predicted sub-streets" + ("; green ring: true location" if true_utm is not None else "")
+              + "</div>")
+    parts.append(legend)
     return "".join(parts)
