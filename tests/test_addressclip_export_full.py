@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import open_clip
 import pytest
 import torch
@@ -15,8 +14,7 @@ from addressclip.data import CandidateSet, IALImageDataset, eval_loader
 from addressclip.evaluate import cached_candidate_features, predict
 from addressclip.export import ExportError
 from addressclip.model import AddressCLIP, create_clip
-from addressclip.predict import AddressPredictor
-from stage1_fixtures import small_city, synthetic_dataset, trained_run  # noqa: F401  (fixtures)
+from stage1_fixtures import small_city  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -75,23 +73,3 @@ def test_a_wrong_mapping_is_caught_and_leaves_nothing(small_city, tmp_path, monk
         ef.export_full(clip, cfg["preprocess_cfg"], tokenizer, load_dataset_dir(small_city).addresses,
                        tmp_path / "full")
     assert not list(tmp_path.iterdir())
-
-
-def test_predictor_loads_the_export_and_agrees_with_the_run(trained_run, synthetic_dataset, tmp_path):  # noqa: F811
-    from addressclip.calibration import Calibration
-    run = tmp_path / "run"
-    import shutil
-    shutil.copytree(trained_run, run)
-    Calibration(temperature=0.7, threshold=0.05).save(run)
-    from addressclip.export import main as export_main
-    assert export_main(["--run", str(run), "--full"]) == 0
-    full = run / "hf_full"
-    assert json.loads((full / "calibration.json").read_text())["temperature"] == 0.7
-    a = AddressPredictor.from_pretrained(run)
-    b = AddressPredictor.from_pretrained(full)
-    imgs = sorted((synthetic_dataset / "images").glob("*.jpg"))[:24]
-    pa, pb = a.predict(imgs), b.predict(imgs)
-    assert [[c.address for c in p.candidates] for p in pa] == [[c.address for c in p.candidates] for p in pb]
-    assert np.allclose([p.top_probability for p in pa], [p.top_probability for p in pb], atol=1e-5)
-    assert [p.unknown for p in pa] == [p.unknown for p in pb]
-    assert [c.lat for c in a.candidates] == pytest.approx([c.lat for c in b.candidates])

@@ -197,3 +197,23 @@ def test_cli_reports_bad_files_and_goes_on(trained_run, synthetic_dataset, tmp_p
     assert "error" in lines[0] and lines[1]["candidates"][0]["rank"] == 1
     with pytest.raises(SystemExit):
         predict_main(["--model", str(trained_run), str(photos), "--out", str(tmp_path / "p.xlsx")])
+
+
+@pytest.mark.slow
+def test_predictor_loads_the_export_and_agrees_with_the_run(trained_run, synthetic_dataset, tmp_path):  # noqa: F811
+    from addressclip.calibration import Calibration
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    Calibration(temperature=0.7, threshold=0.05).save(run)
+    from addressclip.export import main as export_main
+    assert export_main(["--run", str(run), "--full"]) == 0
+    full = run / "hf_full"
+    assert json.loads((full / "calibration.json").read_text())["temperature"] == 0.7
+    a = AddressPredictor.from_pretrained(run)
+    b = AddressPredictor.from_pretrained(full)
+    imgs = sorted((synthetic_dataset / "images").glob("*.jpg"))[:24]
+    pa, pb = a.predict(imgs), b.predict(imgs)
+    assert [[c.address for c in p.candidates] for p in pa] == [[c.address for c in p.candidates] for p in pb]
+    assert np.allclose([p.top_probability for p in pa], [p.top_probability for p in pb], atol=1e-5)
+    assert [p.unknown for p in pa] == [p.unknown for p in pb]
+    assert [c.lat for c in a.candidates] == pytest.approx([c.lat for c in b.candidates])

@@ -169,6 +169,7 @@ def test_app_in_headless_chromium(full_export, small_city, tmp_path):  # noqa: F
     port = _free_port()
     launch(demo, state, port=port, block=False,
            allowed_paths=sorted({str(Path(p).parent) for p in state.examples}))
+    assert demo.analytics_enabled is False and not demo.share and demo.server_name == "127.0.0.1"
 
     ial = load_dataset_dir(small_city)
     test_rows = ial.split("test")
