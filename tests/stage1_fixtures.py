@@ -24,7 +24,8 @@ def trained_run(synthetic_dataset, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture(scope="session")
 def small_city(tmp_path_factory):
-    """The embedded Helsinki city with few locations and views (about 10 s to build)."""
+    """The embedded Helsinki city with few locations and views, at its default 128 px (the model
+    resizes to 64 px, so preprocessing parity is exercised); about 10 s to build."""
     from data_gen.build import BuildConfig, build
     out = tmp_path_factory.mktemp("helsinki") / "data"
-    return build(BuildConfig(out=out, seed=3, spacing_m=40.0, headings=2, image_size=64, workers=1))
+    return build(BuildConfig(out=out, seed=3, spacing_m=40.0, headings=2, image_size=128, workers=1))
