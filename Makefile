@@ -13,7 +13,7 @@ VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: setup vllm-setup demo test test-fast bench clean
+.PHONY: setup vllm-setup browser-setup demo test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -48,8 +48,15 @@ $(VLLM_STAMP): constraints-vllm.txt pyproject.toml
 demo: setup
 	$(PY) -m ial_pipeline
 
-test: setup vllm-setup
-	IAL_REQUIRE_VLLM=1 IAL_VLLM_PYTHON=$(abspath $(VLLM_PY)) $(PY) -m pytest -q
+# Debian's chromium + chromium-driver for the web app's browser test, installed when missing.
+browser-setup:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
+
+test: setup vllm-setup browser-setup
+	IAL_REQUIRE_VLLM=1 IAL_REQUIRE_BROWSER=1 IAL_VLLM_PYTHON=$(abspath $(VLLM_PY)) $(PY) -m pytest -q
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

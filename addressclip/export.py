@@ -1,5 +1,8 @@
 """Export the trained vision tower for stage two: ``python -m addressclip.export --run RUN_DIR``.
 
+(``--full`` writes the whole model instead, both towers as a HF ``CLIPModel``: see
+:mod:`addressclip.export_full`.)
+
 Writes a Hugging Face ``CLIPVisionModel`` directory that stock ``transformers`` (and vLLM's CLIP
 vision tower loader) read without custom code:
 
@@ -220,11 +223,26 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m addressclip.export",
-                                description="Write the vision tower as a HF CLIPVisionModel directory.")
+                                description="Write the vision tower as a HF CLIPVisionModel directory "
+                                            "(or, with --full, the whole model as a CLIPModel).")
     p.add_argument("--run", required=True, help="run directory written by addressclip.train")
-    p.add_argument("--out", help="output directory (default RUN/hf_vision)")
+    p.add_argument("--out", help="output directory (default RUN/hf_vision, with --full RUN/hf_full)")
     p.add_argument("--checkpoint", default="latest", help="latest, init, step_NNNNNN or a directory")
+    p.add_argument("--full", action="store_true",
+                   help="both towers as CLIPModel + CLIPProcessor, with the candidate addresses "
+                        "(zero-shot-image-classification pipeline, AddressPredictor)")
+    p.add_argument("--data", help="with --full: dataset whose addresses.json is copied (default: "
+                                  "the run's)")
     a = p.parse_args(argv)
+    if a.full:
+        from addressclip.export_full import export_full_run
+        out = a.out or str(Path(a.run) / "hf_full")
+        report = export_full_run(a.run, out, a.checkpoint, data=a.data)
+        par = report["parity"]
+        print(f"wrote {out}: CLIPModel + CLIPProcessor, {report['n_candidates']} candidate addresses"
+              f"{', calibration' if report['calibration'] else ''}; parity max abs diff image "
+              f"{par['image_max_abs_diff']:.2e}, text {par['text_max_abs_diff']:.2e}")
+        return 0
     report = export_run(a.run, a.out, a.checkpoint)
     out = a.out or str(Path(a.run) / "hf_vision")
     print(f"wrote {out}: CLIPVisionModel, {report['num_hidden_layers']} layers, width "

@@ -1,0 +1,159 @@
+"""Fit the predictor's temperature and open-set threshold, and measure them:
+``python -m addressclip.calibrate --run RUN_DIR [--other-data OTHER_CITY_DATA]``.
+
+On the run's dataset: the temperature and the threshold come from the validation split
+(:mod:`addressclip.calibration`); the test split then gives SSA@1/5 and SA@1/5 of the predictor's
+ranking (the same numbers as ``addressclip.evaluate``), the expected calibration error before and
+after scaling, the share of test photos called unknown, and the multi-view gain: SSA@1 when the views
+of one location (its ``location_id``, e.g. the 4 headings of a rendered place) are averaged with
+``predict(..., group_by=...)`` against SSA@1 of single views. With ``--other-data`` (a dataset of
+another city, e.g. built from the second extract in the ``pyrosm`` wheel), the share of its photos
+called unknown is measured too: those should mostly be refused.
+
+Writes ``RUN/calibration.json`` (read by :class:`addressclip.predict.AddressPredictor` and copied by
+``export --full``), with every figure under ``report``; prints a summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from addressclip.calibration import (DEFAULT_ACCEPT_RATE, Calibration, choose_threshold,
+                                     expected_calibration_error, fit_temperature, softmax)
+from addressclip.data import CandidateSet
+from addressclip.predict import AddressPredictor, group_mean
+from data_gen.dataset import load_dataset_dir
+
+log = logging.getLogger("addressclip.calibrate")
+
+
+def split_paths(ial, split: str, limit: int | None = None):
+    rows = ial.split(split)
+    if limit is not None and limit < len(rows):
+        rows = rows.select(range(limit))
+    paths = [ial.image_path(p, row=i) for p, i in zip(rows["image"], rows["id"])]
+    return rows, paths
+
+
+def topk_hits(logits: np.ndarray, labels: np.ndarray, street_ids: np.ndarray, k: int = 5) -> dict:
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    ssa = top == labels[:, None]
+    sa = street_ids[top] == street_ids[labels][:, None]
+    pct = lambda x: float(100 * x.mean())  # noqa: E731
+    return {"ssa@1": pct(ssa[:, 0]), "ssa@5": pct(ssa.any(1)), "sa@1": pct(sa[:, 0]),
+            "sa@5": pct(sa.any(1)), "n": int(len(labels))}
+
+
+def calibrate_run(run_dir: str | Path, *, data: str | None = None, other_data: str | None = None,
+                  accept_rate: float = DEFAULT_ACCEPT_RATE, checkpoint: str = "latest",
+                  other_limit: int | None = None, batch_size: int = 128, bins: int = 15,
+                  save: bool = True) -> Calibration:
+    run_dir = Path(run_dir)
+    predictor = AddressPredictor.from_pretrained(run_dir, checkpoint=checkpoint, data=data,
+                                                 calibration=False)
+    from addressclip.config import load_run_config
+    ial = load_dataset_dir(data or load_run_config(run_dir).dataset_root)
+    cands = CandidateSet.from_dataset(ial)
+    if cands.addresses != [c.address for c in predictor.candidates]:
+        raise ValueError("predictor candidates differ from the dataset's candidate set")
+
+    def logits_of(dataset, split, limit=None):
+        rows, paths = split_paths(dataset, split, limit)
+        t0 = time.perf_counter()
+        emb = predictor.embed(paths, batch_size)
+        log.info("%s/%s: %d images embedded in %.1f s", dataset.root.name, split, len(paths),
+                 time.perf_counter() - t0)
+        return rows, emb, predictor.logits(emb).numpy()
+
+    _, _, val_logits = logits_of(ial, "val")
+    val_labels = cands.labels(ial, "val")
+    temperature = fit_temperature(val_logits, val_labels)
+    val_top = softmax(val_logits, temperature).max(1)
+    threshold = choose_threshold(val_top, accept_rate)
+
+    rows, test_emb, test_logits = logits_of(ial, "test")
+    labels = cands.labels(ial, "test")
+    report = {"test": topk_hits(test_logits, labels, cands.street_ids)}
+    correct = test_logits.argmax(1) == labels
+    for name, t in (("before", 1.0), ("after", temperature)):
+        probs = softmax(test_logits, t)
+        report[f"ece_{name}"] = expected_calibration_error(probs.max(1), correct, bins)
+        report[f"test_nll_{name}"] = float(-np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean())
+    report["test_unknown_rate"] = float((softmax(test_logits, temperature).max(1) < threshold).mean())
+
+    keys, mean, counts = group_mean(test_emb, list(rows["location_id"]))
+    first = {k: i for i, k in reversed(list(enumerate(rows["location_id"])))}
+    group_labels = labels[[first[k] for k in keys]]
+    group_logits = predictor.logits(mean).numpy()
+    report["multi_view"] = {"views_per_location": float(counts.mean()), "locations": len(keys),
+                            "single_view": report["test"],
+                            "grouped": topk_hits(group_logits, group_labels, cands.street_ids)}
+    report["multi_view"]["ssa@1_gain"] = (report["multi_view"]["grouped"]["ssa@1"]
+                                          - report["test"]["ssa@1"])
+    if other_data:
+        other = load_dataset_dir(other_data)
+        _, _, other_logits = logits_of(other, "test", other_limit)
+        top = softmax(other_logits, temperature).max(1)
+        report["other_city"] = {"data": str(other.root), "city": other.city, "n": int(len(top)),
+                                "unknown_rate": float((top < threshold).mean()),
+                                "median_top_probability": float(np.median(top))}
+    report["val_median_top_probability"] = float(np.median(val_top))
+    cal = Calibration(temperature=temperature, threshold=threshold, accept_rate=accept_rate,
+                      fitted_on=f"{ial.root} [val], {len(val_labels)} images", report=report)
+    if save:
+        cal.save(run_dir)
+    return cal
+
+
+def summary(cal: Calibration) -> str:
+    r = cal.report
+    t = r["test"]
+    mv = r["multi_view"]
+    lines = [f"temperature {cal.temperature:.3f}, unknown below p={cal.threshold:.4f} "
+             f"(answers {100 * cal.accept_rate:.0f}% of validation photos)",
+             f"test ({t['n']} images): SSA@1 {t['ssa@1']:.1f}  SSA@5 {t['ssa@5']:.1f}  "
+             f"SA@1 {t['sa@1']:.1f}  SA@5 {t['sa@5']:.1f}",
+             f"ECE (top-1, {15} bins): before {100 * r['ece_before']:.1f}%, "
+             f"after {100 * r['ece_after']:.1f}%",
+             f"unknown: {100 * r['test_unknown_rate']:.1f}% of the trained city's test photos",
+             f"multi-view ({mv['views_per_location']:.0f} views x {mv['locations']} locations): "
+             f"SSA@1 {mv['grouped']['ssa@1']:.1f} vs {t['ssa@1']:.1f} single view "
+             f"({mv['ssa@1_gain']:+.1f}), SA@1 {mv['grouped']['sa@1']:.1f} vs {t['sa@1']:.1f}"]
+    if "other_city" in r:
+        o = r["other_city"]
+        lines.append(f"unknown: {100 * o['unknown_rate']:.1f}% of {o['n']} photos of {o['city']!r} "
+                     f"(another city)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m addressclip.calibrate",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--run", required=True, help="run directory written by addressclip.train")
+    p.add_argument("--data", help="dataset folder (default: the run's)")
+    p.add_argument("--other-data", help="a dataset of another city: measure its unknown rate")
+    p.add_argument("--other-limit", type=int, help="use only the first N test photos of --other-data")
+    p.add_argument("--accept-rate", type=float, default=DEFAULT_ACCEPT_RATE,
+                   help="share of validation photos answered (sets the unknown threshold)")
+    p.add_argument("--checkpoint", default="latest")
+    p.add_argument("--batch-size", type=int, default=128)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("addressclip").setLevel(logging.INFO)
+    torch.set_grad_enabled(False)
+    cal = calibrate_run(a.run, data=a.data, other_data=a.other_data, accept_rate=a.accept_rate,
+                        checkpoint=a.checkpoint, other_limit=a.other_limit, batch_size=a.batch_size)
+    print(summary(cal))
+    print(f"wrote {Path(a.run) / 'calibration.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

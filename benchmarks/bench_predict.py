@@ -1,0 +1,126 @@
+"""Predictor speed on CPU: images/s batched, latency of one image, and the web app's response time.
+
+- batched: ``AddressPredictor.predict(paths, batch_size=B)`` over the test split (JPEG decoding,
+  preprocessing, the image tower, ranking against the cached candidate embeddings);
+- one image: ``predict([path])`` repeated, median and 90th percentile;
+- app: the page's handler for one upload (:func:`ial_app.app.locate`: upload checks, prediction,
+  result table and SVG map), median over photos, without the browser's own time;
+- page (``--browser N``): the app served on 127.0.0.1 and driven by headless Chromium, from choosing
+  the file to the address shown on the page (upload, queue, handler, rendering), median over N.
+
+    python benchmarks/bench_predict.py [--model runs/helsinki/addressclip] [--images 860] [--batch 64]
+                                       [--browser 20]
+
+Candidate text embeddings are computed once before timing (the predictor caches them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="runs/helsinki/addressclip")
+    p.add_argument("--images", type=int, default=860)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--single", type=int, default=50, help="repetitions for one-image latency")
+    p.add_argument("--browser", type=int, default=0, help="photos uploaded through the page")
+    a = p.parse_args()
+    torch.set_grad_enabled(False)
+    from addressclip.predict import AddressPredictor
+    from ial_app.__main__ import build_state
+    from ial_app.app import locate
+
+    state = build_state(a.model, n_examples=0)
+    pred: AddressPredictor = state.predictor
+    from addressclip.config import load_run_config
+    from data_gen.dataset import load_dataset_dir
+    from pathlib import Path
+    data = load_run_config(a.model).dataset_root if (Path(a.model) / "config.yaml").is_file() else None
+    ial = load_dataset_dir(data)
+    rows = ial.split("test")
+    paths = [ial.image_path(x) for x in rows["image"]][:a.images]
+    _ = pred.text_features
+    pred.predict(paths[:a.batch], batch_size=a.batch)          # warm-up
+
+    t0 = time.perf_counter()
+    pred.predict(paths, batch_size=a.batch)
+    dt = time.perf_counter() - t0
+    print(f"threads {torch.get_num_threads()}, {len(pred.candidates)} candidates")
+    print(f"batched (batch {a.batch}): {len(paths)} images in {dt:.2f} s = {len(paths) / dt:.0f} images/s")
+
+    single = []
+    for path in paths[:a.single]:
+        t = time.perf_counter()
+        pred.predict([path])
+        single.append(1000 * (time.perf_counter() - t))
+    single.sort()
+    print(f"one image: median {statistics.median(single):.1f} ms, p90 "
+          f"{single[int(0.9 * (len(single) - 1))]:.1f} ms over {len(single)}")
+
+    app = []
+    for path in paths[:a.single]:
+        t = time.perf_counter()
+        _, result, svg, _ = locate(state, str(path))
+        app.append(1000 * (time.perf_counter() - t))
+        assert result and svg
+    app.sort()
+    print(f"app handler (upload checks + prediction + table + map): median "
+          f"{statistics.median(app):.1f} ms, p90 {app[int(0.9 * (len(app) - 1))]:.1f} ms")
+
+    if a.browser:
+        page = browser_round_trips(state, paths[:a.browser])
+        print(f"page (headless Chromium, upload -> address shown): median "
+              f"{statistics.median(page):.0f} ms, p90 {page[int(0.9 * (len(page) - 1))]:.0f} ms "
+              f"over {len(page)}")
+
+
+def browser_round_trips(state, paths) -> list[float]:
+    import os
+    import socket
+    import tempfile
+    os.environ.setdefault("SE_OFFLINE", "true")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from ial_app.app import build_app, launch
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_app(state)
+    launch(demo, state, port=port, block=False)
+    opts = Options()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        opts.add_argument(flag)
+    opts.add_argument("--user-data-dir=" + tempfile.mkdtemp())
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    css = lambda sel: driver.find_elements(By.CSS_SELECTOR, sel)  # noqa: E731
+    times = []
+    try:
+        wait = WebDriverWait(driver, 120)
+        driver.get(f"http://127.0.0.1:{port}/")
+        for path in paths:
+            for button in css("#ial-upload button[aria-label='Clear']"):
+                button.click()
+            wait.until(lambda d: css("#ial-upload input[type=file]") and not css("#ial-verdict"))
+            t = time.perf_counter()
+            css("#ial-upload input[type=file]")[0].send_keys(str(path))
+            wait.until(lambda d: css("#ial-verdict"))
+            times.append(1000 * (time.perf_counter() - t))
+    finally:
+        driver.quit()
+        demo.close()
+    return sorted(times)
+
+
+if __name__ == "__main__":
+    main()
