@@ -36,11 +36,12 @@ def probe_logits(model, processor) -> torch.Tensor:
     """Logits of a fixed prompt with a fixed image (the processor sizes it; values are seeded)."""
     from PIL import Image
     from llava_ial.inference import DEFAULT_QUESTION
-    from llava_ial.template import user_message
+    from llava_ial.template import encode_prompts, user_message
     g = torch.Generator().manual_seed(0)
     pixels = (torch.rand(96, 128, 3, generator=g) * 255).to(torch.uint8).numpy()
     text = processor.apply_chat_template([user_message(DEFAULT_QUESTION)], add_generation_prompt=True)
-    inputs = processor(images=[Image.fromarray(pixels)], text=[text], return_tensors="pt")
+    inputs = encode_prompts(processor, [Image.fromarray(pixels)], [text]).to(model.device)
+    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     return model(**inputs).logits.float()
 
 

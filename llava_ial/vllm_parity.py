@@ -49,7 +49,9 @@ def transformers_side(model_dir: str, images: list[str], question: str, max_toke
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     out = {}
     for path in images:
-        inputs = processor(images=Image.open(path).convert("RGB"), text=prompt, return_tensors="pt")
+        # the template writes every special token (BOS too), as vLLM's chat path assumes
+        inputs = processor(images=Image.open(path).convert("RGB"), text=prompt, return_tensors="pt",
+                           add_special_tokens=False)
         ids = model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
         new = ids[0, inputs["input_ids"].shape[1]:]
         out[path] = {"text": processor.decode(new, skip_special_tokens=True).strip(),

@@ -57,7 +57,8 @@ text = processor.apply_chat_template(
     add_generation_prompt=True, tokenize=False)
 answers = []
 for path in images:
-    inputs = processor(images=Image.open(path).convert("RGB"), text=text, return_tensors="pt")
+    inputs = processor(images=Image.open(path).convert("RGB"), text=text, return_tensors="pt",
+                       add_special_tokens=False)
     with torch.inference_mode():
         out = model.eval().generate(**inputs, max_new_tokens=max_new, do_sample=False, num_beams=1)
     new = out[0, inputs["input_ids"].shape[1]:]
