@@ -161,6 +161,27 @@ def num_image_tokens(vision_config, strategy: str) -> int:
     return patches + extra - (1 if strategy == "default" else 0)
 
 
+@torch.no_grad()
+def resize_to_mean(lm, size: int, chunk: int = 8192) -> None:
+    """Grow the embeddings (and an untied head) to ``size`` rows; new rows are the mean of the old.
+
+    transformers' ``mean_resizing`` samples from the old rows' Gaussian and makes float32 copies of
+    the whole matrix to do it (for a 7B LM two extra 0.5 GB matrices; for SmolLM2 nearly the bf16
+    size of the model); the mean alone is summed in float32 chunks, with no copy.
+    """
+    old = lm.get_input_embeddings().num_embeddings
+    lm.resize_token_embeddings(size, mean_resizing=False)
+    matrices = [lm.get_input_embeddings().weight]
+    head = lm.get_output_embeddings()
+    if head is not None and head.weight is not matrices[0]:
+        matrices.append(head.weight)
+    for w in matrices:
+        total = torch.zeros(w.shape[1], dtype=torch.float32)
+        for i in range(0, old, chunk):
+            total += w[i:min(i + chunk, old)].sum(0, dtype=torch.float32)
+        w[old:] = (total / old).to(w.dtype)
+
+
 def check_servable(lm, lm_dir: Path) -> None:
     """vLLM loads the LM's weights from ``language_model.model.*``: refuse LMs with another base
     (GPT-2's ``transformer``, ...), which would compose and train but never serve."""
@@ -197,7 +218,7 @@ def compose(cfg: ComposeConfig):
                                               trust_remote_code=cfg.trust_remote_code)
     check_servable(lm, lm_dir)
     if len(tokenizer) > lm.get_input_embeddings().num_embeddings:
-        lm.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        resize_to_mean(lm, len(tokenizer))
     lm.config.pad_token_id = tokenizer.pad_token_id
 
     n_tokens = num_image_tokens(vision_config, strategy)

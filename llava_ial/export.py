@@ -10,11 +10,16 @@ against differs from it by the quantization error; merging into 4-bit weights wo
 Before the output is moved into place (temporary folder, then rename) it is reloaded with stock
 ``LlavaForConditionalGeneration`` and checked: no missing or unexpected keys, and the logits on a
 probe input equal the source's (adapter + base) within ``--tolerance``.
+
+Memory: the model is loaded once in ``--dtype`` (bfloat16 for a 7B LM), merged in place, written
+with no copies, and released before the check reloads it, so the peak stays near one copy of the
+weights in that dtype (``benchmarks/bench_llava_memory.py`` measures it).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -25,6 +30,7 @@ from llava_ial.layout import atomic_dir, read_meta, write_full, write_meta
 from llava_ial.model import base_of
 
 DEFAULT_TOLERANCE = 1e-4     # max abs logit difference, float32
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class ExportError(RuntimeError):
@@ -53,19 +59,24 @@ def merged_model(model):
 
 
 def export(model_dir: str | Path, out: str | Path, *, tolerance: float = DEFAULT_TOLERANCE,
-           trust_remote_code: bool = False) -> dict:
+           trust_remote_code: bool = False, dtype: str = "float32") -> dict:
     from transformers import LlavaForConditionalGeneration
     meta = read_meta(model_dir)
-    source, processor = load_for_inference(model_dir, trust_remote_code=trust_remote_code)
+    torch_dtype = DTYPES[dtype]
+    source, processor = load_for_inference(model_dir, dtype=torch_dtype,
+                                           trust_remote_code=trust_remote_code)
     reference = probe_logits(source, processor)
     model = merged_model(source)
     report = {"source": str(Path(model_dir).resolve()), "source_kind": meta["kind"],
               "base_model": meta.get("base_model"), "stage": meta.get("stage"),
-              "tolerance": tolerance}
+              "tolerance": tolerance, "dtype": dtype}
     with atomic_dir(out) as tmp:
+        model.config.dtype = torch_dtype
         write_full(model, processor, tmp, exported_from=report, summary=meta.get("summary"))
+        del model, source                  # one copy at a time: release before reloading
+        gc.collect()
         reloaded, info = LlavaForConditionalGeneration.from_pretrained(
-            tmp, output_loading_info=True, use_safetensors=True)
+            tmp, dtype=torch_dtype, output_loading_info=True, use_safetensors=True)
         bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys",
                                                              "mismatched_keys")}
         if bad:
@@ -85,9 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="directory to write (replaced atomically)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="largest allowed logit difference to the source (default %(default)g)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+                   help="dtype the model is loaded, merged and written in (default %(default)s; "
+                   "bfloat16 halves the memory of a large LM; compare at a looser --tolerance)")
     p.add_argument("--trust-remote-code", action="store_true")
     a = p.parse_args(argv)
-    report = export(a.model, a.out, tolerance=a.tolerance, trust_remote_code=a.trust_remote_code)
+    report = export(a.model, a.out, tolerance=a.tolerance, trust_remote_code=a.trust_remote_code,
+                    dtype=a.dtype)
     print(f"wrote {a.out}: {report['source_kind']} -> full HF LLaVA directory; logits match the "
           f"source within {report['max_abs_logit_diff']:.2e} (tolerance {a.tolerance:g})")
     return 0

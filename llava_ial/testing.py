@@ -62,15 +62,17 @@ def make_siglip_vision_dir(out: str | Path, *, image_size: int = 32, patch_size:
 
 def llama_sentencepiece_model() -> Path:
     """A real Llama-2-style sentencepiece model (32,000 pieces, ``<s>`` = 1, ``</s>`` = 2) from the
-    ``mistral-common`` package's data files (located, not imported)."""
-    import importlib.util
-    spec = importlib.util.find_spec("mistral_common")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("mistral-common is not installed (its tokenizer.model.v1 file is "
-                                "the Llama-style tokenizer of the BOS tests)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "tokenizer.model.v1"
+    ``mistral-common`` package's data files.
+
+    Set-up unpacks that package beside the venv (``VENV/fixtures/mistral-common``), not into
+    site-packages: transformers switches to its mistral-common tokenizer backend whenever the package
+    can be imported, and that backend's dependencies are not installed. (NOTE from the lead: the
+    package is no longer importable in the shared venv; this is where its files are.)"""
+    import sys
+    path = Path(sys.prefix) / "fixtures" / "mistral-common" / "mistral_common" / "data" / "tokenizer.model.v1"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing from the mistral-common package")
+        raise FileNotFoundError(f"{path}: missing; `make setup` unpacks mistral-common there (its "
+                                "tokenizer.model.v1 is the Llama-style tokenizer of the BOS tests)")
     return path
 
 

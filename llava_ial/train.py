@@ -95,6 +95,8 @@ class IALTrainer(Trainer):
             kwargs = {"betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon,
                       "adamw_mode": True}
         self.optimizer = optimizer_cls(param_groups, **kwargs)
+        log.info("optimizer %s, learning rates by group: %s", optimizer_cls.__name__,
+                 [g["lr"] for g in param_groups])
         return self.optimizer
 
 
