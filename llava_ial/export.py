@@ -30,6 +30,7 @@ from llava_ial.layout import atomic_dir, read_meta, write_full, write_meta
 from llava_ial.model import base_of
 
 DEFAULT_TOLERANCE = 1e-4     # max abs logit difference, float32
+PROBE_POSITIONS = 16
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -39,7 +40,10 @@ class ExportError(RuntimeError):
 
 @torch.no_grad()
 def probe_logits(model, processor) -> torch.Tensor:
-    """Logits of a fixed prompt with a fixed image (the processor sizes it; values are seeded)."""
+    """Logits of a fixed prompt with a fixed image (the processor sizes it; values are seeded), at
+    the last :data:`PROBE_POSITIONS` positions: every weight shapes them (through attention over the
+    image and the prompt), and the whole vocabulary at every position would cost more memory than
+    the weights of a small LM."""
     from PIL import Image
     from llava_ial.inference import DEFAULT_QUESTION
     from llava_ial.template import encode_prompts, user_message
@@ -48,7 +52,7 @@ def probe_logits(model, processor) -> torch.Tensor:
     text = processor.apply_chat_template([user_message(DEFAULT_QUESTION)], add_generation_prompt=True)
     inputs = encode_prompts(processor, [Image.fromarray(pixels)], [text]).to(model.device)
     inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-    return model(**inputs).logits.float()
+    return model(**inputs, logits_to_keep=PROBE_POSITIONS).logits.float()
 
 
 def merged_model(model):

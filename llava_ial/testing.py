@@ -82,7 +82,7 @@ INST_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user
                  "{{ eos_token }}{% endif %}{% endfor %}")
 
 
-def make_bos_llama_dir(out: str | Path, *, hidden_size: int = 32, layers: int = 2, heads: int = 2,
+def make_bos_llama_dir(out: str | Path, *, hidden_size: int = 64, layers: int = 2, heads: int = 2,
                        seed: int = 0) -> Path:
     """A tiny random ``LlamaForCausalLM`` with a real Llama tokenizer that adds BOS (as Llama-2,
     Mistral and Vicuna folders do) and a Mistral-style instruct chat template; untied head."""

@@ -347,6 +347,8 @@ def train(argv: list[str] | None = None) -> Path | None:
                "last_logged_loss": losses[-1] if losses else None,
                "seconds": round(time.perf_counter() - start, 2),
                "world_size": targs.world_size,
+               "cuda_peak_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available()
+               else None,
                "zero_stage": targs.hf_deepspeed_config.config.get("zero_optimization", {}).get("stage")
                if targs.deepspeed else None}
     out = save_final(trainer, trainer.model, processor, margs, largs, targs, summary)
