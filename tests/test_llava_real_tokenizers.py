@@ -168,3 +168,44 @@ def test_compose_refuses_an_lm_vllm_cannot_serve(stack, tmp_path):
     AutoTokenizer.from_pretrained(st.lm).save_pretrained(lm)
     with pytest.raises(ComposeError, match="transformer"):
         compose(ComposeConfig(vision=st.vision, lm=lm, out=tmp_path / "x"))
+
+
+@pytest.mark.slow
+def test_qlora_on_the_bos_llama_trains_the_new_tokens(bos_stack, tmp_path):
+    """QLoRA (4-bit LM body, bitsandbytes on CPU) with the new ChatML rows trained beside it."""
+    _, conversations, model_dir = bos_stack
+    out = train.train(["--model", str(model_dir), "--conversations",
+                       str(conversations / "instruct_train.json"), "--output_dir", str(tmp_path / "run"),
+                       "--lora", "True", "--lora_r", "4", "--lora_alpha", "8", "--bits", "4",
+                       "--max_steps", "2", "--learning_rate", "1e-2", "--optim", "adamw_torch", *QUIET])
+    assert read_meta(out)["bits"] == 4
+    export.export(out, tmp_path / "merged", tolerance=float("inf"))
+    before = load_file(str(model_dir / "model.safetensors"))
+    after = load_file(str(tmp_path / "merged" / "model.safetensors"))
+    tid = read_meta(model_dir)["new_token_ids"][-1]
+    key = "language_model.lm_head.weight"
+    assert not torch.equal(before[key][tid], after[key][tid])
+
+
+def test_a_float32_projector_loads_into_a_bf16_model(stack, tmp_path):
+    """A pretrain run's float32 projector into a model loaded in bf16 (--bf16 under ZeRO-3): the copy
+    is exact up to the one rounding into bf16, and that must pass the load check."""
+    from safetensors.torch import save_file
+    from llava_ial.model import load_llava, load_projector, projector_state_dict
+    _, st = stack
+    state = {k: v + 1e-3 * torch.randn_like(v) for k, v in
+             projector_state_dict(load_llava(st.model)).items()}
+    save_file(state, str(tmp_path / "projector.safetensors"))
+    model = load_llava(st.model, dtype=torch.bfloat16)
+    assert load_projector(model, tmp_path / "projector.safetensors") == 0.0
+    loaded = model.model.multi_modal_projector.linear_1.weight
+    assert loaded.dtype == torch.bfloat16
+    assert torch.equal(loaded, state["linear_1.weight"].to(torch.bfloat16))
+
+
+def test_pretrain_refuses_to_tune_the_tower_it_would_drop(stack, tmp_path):
+    _, st = stack
+    with pytest.raises(ValueError, match="tune_vision_tower"):
+        train.train(["--model", str(st.model), "--stage", "pretrain", "--tune_vision_tower", "True",
+                     "--conversations", str(st.conversations / "pretrain_train.json"),
+                     "--output_dir", str(tmp_path / "run"), *QUIET])
