@@ -20,8 +20,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 
 import open_clip
@@ -103,13 +105,39 @@ def load_weights(model: nn.Module, path: str | Path, *, what: str = "model") -> 
             f"{describe_mismatch(model, state)}. Was it saved for another --model?") from exc
 
 
+_URL_SHA256 = re.compile(r"/([0-9a-f]{64})/[^/]+$")
+
+
+def openai_release_sha256(model_name: str) -> str | None:
+    """The SHA-256 of OpenAI's own release file of ``model_name`` (its download URL names it)."""
+    if "openai" not in open_clip.list_pretrained_tags_by_model(model_name):
+        return None
+    match = _URL_SHA256.search((open_clip.get_pretrained_cfg(model_name, "openai") or {}).get("url", ""))
+    return match.group(1) if match else None
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def resolve_quick_gelu(model_name: str, pretrained: str | None, force_quick_gelu: bool | None) -> bool:
-    """QuickGELU as the user asked, else as the pretrained tag was trained, else the config's."""
+    """QuickGELU as the user asked, else as the pretrained tag (or OpenAI's release file, known by
+    its SHA-256) was trained, else the config's."""
     if force_quick_gelu is not None:
         return force_quick_gelu
     cfg = open_clip.get_model_config(model_name) or {}
     if pretrained and Path(pretrained).is_file():
-        # A file does not say how its weights were trained; OpenAI's releases used QuickGELU.
+        # A file does not say how its weights were trained; OpenAI's releases used QuickGELU, and
+        # OpenAI's own file is known by the hash in its download URL.
+        release = None if cfg.get("quick_gelu") else openai_release_sha256(model_name)
+        if release and file_sha256(pretrained) == release:
+            log.info("%s is OpenAI's %s release (SHA-256 %s...): QuickGELU, as it was trained",
+                     pretrained, model_name, release[:12])
+            return True
         if not cfg.get("quick_gelu") and "openai" in open_clip.list_pretrained_tags_by_model(model_name):
             log.warning("%s: weights from a file get %s's plain GELU; OpenAI CLIP weights were "
                         "trained with QuickGELU and need --force-quick-gelu", pretrained, model_name)

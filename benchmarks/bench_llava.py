@@ -90,7 +90,8 @@ def generation_latency(model_dir: Path, *, batch: int, new_tokens: int) -> list[
     rows = []
     for n in (1, batch):
         images = [Image.new("RGB", (128, 128), (i * 7 % 255, 90, 160)) for i in range(n)]
-        inputs = processor(images=images, text=[text] * n, return_tensors="pt", padding=True)
+        inputs = processor(images=images, text=[text] * n, return_tensors="pt", padding=True,
+                           add_special_tokens=False)
         kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
         model.generate(**inputs, **kwargs)                       # warm-up
         start = time.perf_counter()

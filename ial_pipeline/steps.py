@@ -15,11 +15,11 @@ import os
 import shutil
 import socket
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
-from ial_pipeline.config import PipelineConfig
+from ial_pipeline.config import REAL_LMS, PipelineConfig
 
 PY = sys.executable
 
@@ -134,6 +134,12 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     launch, device, train_env = training_launch(cfg)
     stage1_config = ["--config", str(cfg.stage1_config)] if cfg.stage1_config else []
     data_config = ["--config", str(cfg.data_config)] if cfg.data_config else []
+    pretrain_recipe, finetune_recipe = cfg.pretrain_config, cfg.finetune_config
+    if cfg.lm in REAL_LMS:           # its own recipes, unless others were given
+        defaults = {f.name: f.default for f in fields(PipelineConfig)}
+        real = REAL_LMS[cfg.lm]
+        pretrain_recipe = real[0] if pretrain_recipe == defaults["pretrain_config"] else pretrain_recipe
+        finetune_recipe = real[1] if finetune_recipe == defaults["finetune_config"] else finetune_recipe
 
     def stage1_train(resume: bool) -> list[str]:
         can_resume = (p.stage1 / "checkpoints" / "latest.json").is_file()
@@ -174,19 +180,21 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
                              str(p.conversations), "--seed", seed]),
         Step("stage2_lm", f"stage two: language model ({cfg.lm})", ("conversations",),
              p.lm / "config.json", (p.lm,),
-             lambda resume: [PY, "-m", "llava_ial.tiny_lm", "--name", cfg.lm, "--conversations",
-                             str(p.conversations), "--out", str(p.lm), "--seed", seed]),
+             lambda resume: [PY, "-m", "llava_ial.smollm2", "--out", str(p.lm)]
+             if cfg.lm == "smollm2" else
+             [PY, "-m", "llava_ial.tiny_lm", "--name", cfg.lm, "--conversations",
+              str(p.conversations), "--out", str(p.lm), "--seed", seed]),
         Step("stage2_compose", "stage two: compose vision tower + projector + LM",
              ("stage1_export", "stage2_lm"), p.base / "llava_ial.json", (p.base,),
              lambda resume: [PY, "-m", "llava_ial.compose", "--vision", str(p.vision), "--lm",
                              str(lm_dir(cfg, p)), "--out", str(p.base), "--seed", seed]),
         Step("stage2_pretrain", "stage two: pretrain the projector", ("stage2_compose",),
              p.pretrain / "model" / "llava_ial.json", (p.pretrain,),
-             llava_train("pretrain", cfg.pretrain_config, "pretrain_train.json", p.pretrain, []),
+             llava_train("pretrain", pretrain_recipe, "pretrain_train.json", p.pretrain, []),
              train_env, resumable=True),
         Step("stage2_finetune", "stage two: fine-tune projector + LM", ("stage2_pretrain",),
              p.finetune / "model" / "llava_ial.json", (p.finetune,),
-             llava_train("finetune", cfg.finetune_config, "instruct_train.json", p.finetune,
+             llava_train("finetune", finetune_recipe, "instruct_train.json", p.finetune,
                          ["--pretrained_projector", str(p.pretrain / "model")]),
              train_env, resumable=True),
         Step("stage2_export", "stage two: export one servable HF LLaVA folder", ("stage2_finetune",),

@@ -1,8 +1,9 @@
 """Training settings: four dataclasses parsed together by ``HfArgumentParser``, with YAML support.
 
 One place per default: a field's default below is *the* default. The learning rate depends on the
-stage (LLaVA recipe: 1e-3 to pre-train the projector, 2e-5 to fine-tune), so it defaults to ``None``
-and :class:`IALTrainingArguments` fills it from :data:`STAGE_LEARNING_RATE` only when left unset.
+stage and the method (LLaVA recipe: 1e-3 to pre-train the projector, 2e-5 to fine-tune fully, 2e-4
+for LoRA with the projector at 2e-5), so it defaults to ``None`` and :func:`parse_args` fills it
+from :data:`STAGE_LEARNING_RATE` / :data:`LORA_LEARNING_RATE` only when left unset.
 
 Precedence, lowest first: field defaults, ``--config FILE.yaml`` (a flat mapping of field names from
 any of the four dataclasses), command-line flags.
@@ -19,6 +20,9 @@ from transformers import HfArgumentParser, TrainingArguments
 
 STAGES = ("pretrain", "finetune")
 STAGE_LEARNING_RATE = {"pretrain": 1e-3, "finetune": 2e-5}
+# LLaVA-1.5's LoRA recipe (finetune_lora.sh): adapters at 2e-4, the fully trained projector at 2e-5
+LORA_LEARNING_RATE = 2e-4
+LORA_PROJECTOR_LR = 2e-5
 
 
 def _f(default, help: str, **kw):
@@ -49,8 +53,9 @@ class DataArguments:
     image_root: str | None = _f(None, "folder the image paths are relative to (default: the "
                                 "image_root in meta.json next to the JSON)")
     eval_conversations: str | None = _f(None, "JSON evaluated with --eval_strategy (loss only)")
-    model_max_length: int = _f(512, "longest sequence in tokens, image tokens included; a sample "
-                               "whose answer would be cut is an error")
+    model_max_length: int | None = _f(None, "longest sequence in tokens, image tokens included; a "
+                                      "sample whose answer would be cut is an error (None: the "
+                                      "longest sample, within the LM's max_position_embeddings)")
     limit: int | None = _f(None, "use only the first N samples (smoke runs)")
 
     def __post_init__(self):
@@ -75,8 +80,9 @@ class IALTrainingArguments(TrainingArguments):
     stage: str = _f("finetune", "pretrain: projector only (LLM and vision tower frozen); finetune: "
                     "projector + language model (full, or LoRA with --lora)")
     learning_rate: float | None = _f(None, "peak learning rate (None: 1e-3 for pretrain, 2e-5 for "
-                                     "finetune)")
-    projector_lr: float | None = _f(None, "learning rate of the projector (None: --learning_rate)")
+                                     "finetune, 2e-4 for finetune --lora)")
+    projector_lr: float | None = _f(None, "learning rate of the projector (None: --learning_rate; "
+                                    "2e-5 with --lora and no --learning_rate given)")
     vision_tower_lr: float | None = _f(None, "learning rate of the vision tower when tuned (None: "
                                        "--learning_rate)")
     output_dir: str = _f("runs/helsinki/llava_ial", "run folder: checkpoints, TensorBoard logs, "
@@ -98,7 +104,7 @@ class IALTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.stage not in STAGES:
             raise ValueError(f"--stage must be one of {STAGES}, got {self.stage!r}")
-        if self.learning_rate is None:
+        if self.learning_rate is None:          # parse_args fills it first when --lora is given
             self.learning_rate = STAGE_LEARNING_RATE[self.stage]
         super().__post_init__()
 
@@ -116,6 +122,11 @@ def parse_args(argv: list[str] | None = None, classes=ARGUMENT_CLASSES, descript
     if known.config is not None:
         parser.set_defaults(**read_yaml(known.config, classes, parser))
     namespace = parser.parse_args(argv)
+    if getattr(namespace, "lora", False) and getattr(namespace, "stage", None) == "finetune" \
+            and getattr(namespace, "learning_rate", 0) is None:
+        namespace.learning_rate = LORA_LEARNING_RATE
+        if namespace.projector_lr is None:
+            namespace.projector_lr = LORA_PROJECTOR_LR
     return tuple(cls(**{f.name: getattr(namespace, f.name) for f in fields(cls) if f.init})
                  for cls in classes)
 

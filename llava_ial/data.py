@@ -3,12 +3,16 @@
 Labels come from the serving chat template itself: the tokenizer renders every conversation with
 ``return_assistant_tokens_mask=True`` (the template's ``{% generation %}`` blocks), so exactly the
 assistant turns (and their end-of-turn token) are learned and everything else is -100. No offsets
-are counted by hand.
+are counted by hand. An LM's own template without ``{% generation %}`` blocks (``compose
+--chat_template own``) gets its masks from the template too: each answer is what rendering the
+conversation up to and including it adds to the rendering up to its generation prompt.
 
 Each ``<image>`` is then expanded into the model's number of image tokens, as ``LlavaProcessor`` does
 before tokenising (``<image>`` is a special token, so expanding ids equals expanding text; a test
 checks the two give identical ids). Every sample is checked once, up front: one image, at least one
 learned token, and nothing cut by ``model_max_length``; a failing sample is an error naming its id.
+Without ``model_max_length`` the longest sample sets it (image tokens plus text), so a real tower's
+576 image tokens never refuse every sample.
 Counts of learned and masked tokens are returned for the training log.
 """
 
@@ -26,7 +30,7 @@ from torch.nn.utils.rnn import pad_sequence
 from data_gen.errors import DataError
 from data_gen.paths import resolve_in_root, safe_relative_path
 from data_gen.photos import open_rgb
-from llava_ial.template import IMAGE_TOKEN, llava_to_messages
+from llava_ial.template import IMAGE_TOKEN, llava_to_messages, marks_generation
 
 IGNORE_INDEX = -100
 
@@ -121,12 +125,45 @@ def _first_bad(bad: np.ndarray, samples: list[dict], source: str, message) -> No
                           f"({int(bad.sum())} bad sample(s) in all)")
 
 
+def masks_by_prefix(tokenizer, chat_template: str, messages: list[list[dict]],
+                    samples: list[dict], source: str) -> dict:
+    """``input_ids`` and ``assistant_masks`` for a template without ``{% generation %}``: answer
+    ``k`` is the tokens that rendering turns ``..k`` adds to rendering turns ``..k-1`` with the
+    generation prompt. The prefix must tokenise to a prefix of the whole (special tokens at turn
+    boundaries make it so); where it does not, the sample is an error, never a shifted mask."""
+    def ids(conversation, prompt):
+        return tokenizer.apply_chat_template(conversation, chat_template=chat_template, tokenize=True,
+                                             add_generation_prompt=prompt, return_dict=False)
+    all_ids, all_masks = [], []
+    for sample, conversation in zip(samples, messages):
+        full = list(ids(conversation, False))
+        mask = [0] * len(full)
+        for k, message in enumerate(conversation):
+            if message["role"] != "assistant":
+                continue
+            head = ids(conversation[:k], True)
+            start, end = len(head), len(ids(conversation[:k + 1], False))
+            if list(full[:start]) != list(head):
+                raise SampleError(f"{source}: sample {sample['id']!r}: the chat template's prompt "
+                                  f"for turn {k} does not tokenise to a prefix of the conversation; "
+                                  "cannot mark the answer (use compose --chat_template chatml)")
+            mask[start:end] = [1] * (end - start)
+        all_ids.append(full)
+        all_masks.append(mask)
+    return {"input_ids": all_ids, "assistant_masks": all_masks}
+
+
 def tokenize_samples(samples: list[dict], tokenizer, chat_template: str, image_token_id: int,
-                     n_image_tokens: int, max_length: int, source: str = "") -> tuple[Encoded, TokenStats]:
-    """Token ids and labels for every sample, checked, in whole-corpus array operations."""
+                     n_image_tokens: int, max_length: int | None,
+                     source: str = "") -> tuple[Encoded, TokenStats]:
+    """Token ids and labels for every sample, checked, in whole-corpus array operations;
+    ``max_length`` None: the longest sample's length."""
     messages = [llava_to_messages(s["conversations"], s["id"]) for s in samples]
-    enc = tokenizer.apply_chat_template(messages, chat_template=chat_template, tokenize=True,
-                                        return_dict=True, return_assistant_tokens_mask=True)
+    if marks_generation(chat_template):
+        enc = tokenizer.apply_chat_template(messages, chat_template=chat_template, tokenize=True,
+                                            return_dict=True, return_assistant_tokens_mask=True)
+    else:
+        enc = masks_by_prefix(tokenizer, chat_template, messages, samples, source)
     lengths = np.fromiter(map(len, enc["input_ids"]), dtype=np.int64, count=len(samples))
     ids = np.fromiter(itertools.chain.from_iterable(enc["input_ids"]), dtype=np.int64,
                       count=int(lengths.sum()))
@@ -145,6 +182,8 @@ def tokenize_samples(samples: list[dict], tokenizer, chat_template: str, image_t
     ids, mask, repeats = expand_image_tokens(ids, mask, image_token_id, n_image_tokens)
     owner = np.repeat(owner, repeats)
     lengths = np.bincount(owner, minlength=n)
+    if max_length is None:
+        max_length = int(lengths.max()) if n else 0
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     position = np.arange(len(ids)) - starts[owner]
     cut = np.bincount(owner, weights=mask & (position >= max_length), minlength=n)
@@ -165,7 +204,7 @@ class ConversationDataset(torch.utils.data.Dataset):
     """LLaVA-format samples, tokenised once at start; images are read and processed per item."""
 
     def __init__(self, conversations: str | Path, processor, *, image_root: str | Path | None = None,
-                 max_length: int = 512, image_token_id: int, n_image_tokens: int,
+                 max_length: int | None = None, image_token_id: int, n_image_tokens: int,
                  limit: int | None = None):
         self.source = str(conversations)
         samples = read_conversations(conversations, limit)

@@ -10,11 +10,16 @@ against differs from it by the quantization error; merging into 4-bit weights wo
 Before the output is moved into place (temporary folder, then rename) it is reloaded with stock
 ``LlavaForConditionalGeneration`` and checked: no missing or unexpected keys, and the logits on a
 probe input equal the source's (adapter + base) within ``--tolerance``.
+
+Memory: the model is loaded once in ``--dtype`` (bfloat16 for a 7B LM), merged in place, written
+with no copies, and released before the check reloads it, so the peak stays near one copy of the
+weights in that dtype (``benchmarks/bench_llava_memory.py`` measures it).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -25,6 +30,8 @@ from llava_ial.layout import atomic_dir, read_meta, write_full, write_meta
 from llava_ial.model import base_of
 
 DEFAULT_TOLERANCE = 1e-4     # max abs logit difference, float32
+PROBE_POSITIONS = 16
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class ExportError(RuntimeError):
@@ -33,15 +40,19 @@ class ExportError(RuntimeError):
 
 @torch.no_grad()
 def probe_logits(model, processor) -> torch.Tensor:
-    """Logits of a fixed prompt with a fixed image (the processor sizes it; values are seeded)."""
+    """Logits of a fixed prompt with a fixed image (the processor sizes it; values are seeded), at
+    the last :data:`PROBE_POSITIONS` positions: every weight shapes them (through attention over the
+    image and the prompt), and the whole vocabulary at every position would cost more memory than
+    the weights of a small LM."""
     from PIL import Image
     from llava_ial.inference import DEFAULT_QUESTION
-    from llava_ial.template import user_message
+    from llava_ial.template import encode_prompts, user_message
     g = torch.Generator().manual_seed(0)
     pixels = (torch.rand(96, 128, 3, generator=g) * 255).to(torch.uint8).numpy()
     text = processor.apply_chat_template([user_message(DEFAULT_QUESTION)], add_generation_prompt=True)
-    inputs = processor(images=[Image.fromarray(pixels)], text=[text], return_tensors="pt")
-    return model(**inputs).logits.float()
+    inputs = encode_prompts(processor, [Image.fromarray(pixels)], [text]).to(model.device)
+    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    return model(**inputs, logits_to_keep=PROBE_POSITIONS).logits.float()
 
 
 def merged_model(model):
@@ -52,19 +63,24 @@ def merged_model(model):
 
 
 def export(model_dir: str | Path, out: str | Path, *, tolerance: float = DEFAULT_TOLERANCE,
-           trust_remote_code: bool = False) -> dict:
+           trust_remote_code: bool = False, dtype: str = "float32") -> dict:
     from transformers import LlavaForConditionalGeneration
     meta = read_meta(model_dir)
-    source, processor = load_for_inference(model_dir, trust_remote_code=trust_remote_code)
+    torch_dtype = DTYPES[dtype]
+    source, processor = load_for_inference(model_dir, dtype=torch_dtype,
+                                           trust_remote_code=trust_remote_code)
     reference = probe_logits(source, processor)
     model = merged_model(source)
     report = {"source": str(Path(model_dir).resolve()), "source_kind": meta["kind"],
               "base_model": meta.get("base_model"), "stage": meta.get("stage"),
-              "tolerance": tolerance}
+              "tolerance": tolerance, "dtype": dtype}
     with atomic_dir(out) as tmp:
+        model.config.dtype = torch_dtype
         write_full(model, processor, tmp, exported_from=report, summary=meta.get("summary"))
+        del model, source                  # one copy at a time: release before reloading
+        gc.collect()
         reloaded, info = LlavaForConditionalGeneration.from_pretrained(
-            tmp, output_loading_info=True, use_safetensors=True)
+            tmp, dtype=torch_dtype, output_loading_info=True, use_safetensors=True)
         bad = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys",
                                                              "mismatched_keys")}
         if bad:
@@ -84,9 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="directory to write (replaced atomically)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="largest allowed logit difference to the source (default %(default)g)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+                   help="dtype the model is loaded, merged and written in (default %(default)s; "
+                   "bfloat16 halves the memory of a large LM; compare at a looser --tolerance)")
     p.add_argument("--trust-remote-code", action="store_true")
     a = p.parse_args(argv)
-    report = export(a.model, a.out, tolerance=a.tolerance, trust_remote_code=a.trust_remote_code)
+    report = export(a.model, a.out, tolerance=a.tolerance, trust_remote_code=a.trust_remote_code,
+                    dtype=a.dtype)
     print(f"wrote {a.out}: {report['source_kind']} -> full HF LLaVA directory; logits match the "
           f"source within {report['max_abs_logit_diff']:.2e} (tolerance {a.tolerance:g})")
     return 0

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from llava_ial.layout import read_meta
-from llava_ial.template import user_message
+from llava_ial.template import encode_prompts, user_message
 
 DEFAULT_QUESTION = "Where was this photo taken? Answer with the street address."
 
@@ -65,8 +65,8 @@ def answer(model, processor, images: list[Image.Image], questions: list[str] | s
         for i in range(0, len(images), batch_size):
             texts = [processor.apply_chat_template([user_message(q)], add_generation_prompt=True)
                      for q in questions[i:i + batch_size]]
-            inputs = processor(images=images[i:i + batch_size], text=texts, padding=True,
-                               return_tensors="pt").to(model.device)
+            inputs = encode_prompts(processor, images[i:i + batch_size], texts,
+                                    padding=True).to(model.device)
             inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
             out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=do_sample,
                                  **generate_kwargs)

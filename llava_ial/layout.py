@@ -87,7 +87,8 @@ def write_weights(state_dict: dict, folder: str | Path, *, tie_word_embeddings: 
                   max_shard_bytes: int = MAX_SHARD_BYTES) -> list[str]:
     """Write ``state_dict`` (module names) as safetensors shards in checkpoint names."""
     folder = Path(folder)
-    tensors = {checkpoint_name(k): v.detach().to("cpu").contiguous().clone()
+    # no copies: safetensors writes from the tensors' memory (a clone doubled peak memory)
+    tensors = {checkpoint_name(k): v.detach().to("cpu").contiguous()
                for k, v in state_dict.items()
                if not (tie_word_embeddings and k.startswith("lm_head."))}
     shards: list[dict] = [{}]

@@ -6,7 +6,15 @@ never by folder names:
 
 - ``pretrain``: the projector only;
 - ``finetune``: projector + language model (fully, or LoRA adapters with the projector fully trained
-  via peft ``modules_to_save``); the vision tower only with ``tune_vision_tower``.
+  via peft ``modules_to_save``); the vision tower only with ``tune_vision_tower``. Under LoRA the
+  template tokens that compose added (``new_token_ids`` in ``llava_ial.json``: ``<|im_end|>``, the
+  stop token, above all) train their embedding and ``lm_head`` rows through peft's
+  ``trainable_token_indices``; otherwise they would keep their mean initialisation and the model
+  would never learn to stop.
+
+Weights load in the training dtype (``--bf16``/``--fp16``) from the start; under ZeRO-3
+``from_pretrained`` builds them inside ``deepspeed.zero.Init`` (transformers does so while the
+Trainer's DeepSpeed config is alive), so no process ever holds the whole model.
 
 ZeRO-3 partitions parameters as ``from_pretrained`` creates them, so a projector read afterwards cannot
 be copied in directly (the reference code fails with ``size mismatch ... torch.Size([0])``).
@@ -109,8 +117,23 @@ def lora_target_regex(model, target: str) -> str:
     return rf".*\.language_model\..*\.({'|'.join(map(re.escape, names))})"
 
 
-def apply_lora(model, lora_args, *, tune_vision_tower: bool = False, gradient_checkpointing=False):
-    """Wrap with peft LoRA on the language model; the projector (and tower) train fully."""
+def trainable_tokens(model, token_ids: list[int]) -> dict[str, list[int]] | None:
+    """peft ``trainable_token_indices`` for the new tokens: the input embedding, and ``lm_head``
+    when it is not tied to it (tied heads follow the embedding's adapter)."""
+    if not token_ids:
+        return None
+    base = base_of(model)
+    out = {"embed_tokens": sorted(token_ids)}
+    head = base.get_output_embeddings()
+    if head is not None and head.weight is not base.get_input_embeddings().weight:
+        out["lm_head"] = sorted(token_ids)
+    return out
+
+
+def apply_lora(model, lora_args, *, tune_vision_tower: bool = False, gradient_checkpointing=False,
+               new_token_ids: list[int] | None = None):
+    """Wrap with peft LoRA on the language model; the projector (and tower) train fully, and the
+    rows of ``new_token_ids`` in the embedding and output head train too."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         model = prepare_model_for_kbit_training(
@@ -119,7 +142,8 @@ def apply_lora(model, lora_args, *, tune_vision_tower: bool = False, gradient_ch
     config = LoraConfig(r=lora_args.lora_r, lora_alpha=lora_args.lora_alpha,
                         lora_dropout=lora_args.lora_dropout, bias="none", task_type="CAUSAL_LM",
                         target_modules=lora_target_regex(model, lora_args.lora_target),
-                        modules_to_save=[PROJECTOR] + ([VISION] if tune_vision_tower else []))
+                        modules_to_save=[PROJECTOR] + ([VISION] if tune_vision_tower else []),
+                        trainable_token_indices=trainable_tokens(model, new_token_ids or []))
     model = get_peft_model(model, config)
     if gradient_checkpointing:
         model.enable_input_require_grads()
@@ -162,7 +186,9 @@ def read_projector(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_projector(model, path: str | Path) -> float:
-    """Copy pretrained projector weights in (ZeRO-3 aware); returns the max abs difference after."""
+    """Copy pretrained projector weights in (ZeRO-3 aware); returns the max abs difference after,
+    against the file's values cast to the model's dtype (a float32 projector in a bf16 model is
+    rounded once by the copy; what must hold exactly is that the copy is that rounding)."""
     state = read_projector(path)
     proj = base_of(model).model.multi_modal_projector
     params = dict(proj.named_parameters())
@@ -177,4 +203,4 @@ def load_projector(model, path: str | Path) -> float:
             with torch.no_grad():
                 p.copy_(state[name].to(p.dtype))
     after = projector_state_dict(model)
-    return max(float((after[k] - state[k].float()).abs().max()) for k in state)
+    return max(float((after[k] - state[k].to(params[k].dtype).float()).abs().max()) for k in state)

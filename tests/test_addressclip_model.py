@@ -156,3 +156,26 @@ def test_quick_gelu_follows_the_pretrained_tag_unless_told():
     assert resolve_quick_gelu("ViT-B-16", None, None) is False
     assert resolve_quick_gelu("ViT-B-16", "openai", False) is False     # the user decides
     assert resolve_quick_gelu("AddressCLIP-Tiny", None, None) is False
+
+
+def test_openai_release_file_gets_quick_gelu_by_its_hash(tmp_path, monkeypatch):
+    """OpenAI's own ViT-B-32.pt, known by the SHA-256 in its download URL, gets QuickGELU without
+    --force-quick-gelu; any other file of the same model keeps plain GELU (with the warning)."""
+    import hashlib
+    from addressclip import model as m
+    release = tmp_path / "ViT-B-32.pt"
+    release.write_bytes(b"stand-in for OpenAI's release file")
+    digest = hashlib.sha256(release.read_bytes()).hexdigest()
+    real = m.open_clip.get_pretrained_cfg
+
+    def cfg(name, tag):
+        out = dict(real(name, tag) or {})
+        if tag == "openai":
+            out["url"] = f"https://openaipublic.azureedge.net/clip/models/{digest}/ViT-B-32.pt"
+        return out
+    monkeypatch.setattr(m.open_clip, "get_pretrained_cfg", cfg)
+    assert m.resolve_quick_gelu("ViT-B-32", str(release), None) is True
+    other = tmp_path / "finetuned.pt"
+    other.write_bytes(b"someone else's weights")
+    assert m.resolve_quick_gelu("ViT-B-32", str(other), None) is False
+    assert m.openai_release_sha256("AddressCLIP-Tiny") is None

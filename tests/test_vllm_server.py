@@ -57,7 +57,8 @@ text = processor.apply_chat_template(
     add_generation_prompt=True, tokenize=False)
 answers = []
 for path in images:
-    inputs = processor(images=Image.open(path).convert("RGB"), text=text, return_tensors="pt")
+    inputs = processor(images=Image.open(path).convert("RGB"), text=text, return_tensors="pt",
+                       add_special_tokens=False)
     with torch.inference_mode():
         out = model.eval().generate(**inputs, max_new_tokens=max_new, do_sample=False, num_beams=1)
     new = out[0, inputs["input_ids"].shape[1]:]
@@ -197,3 +198,23 @@ def test_vllm_server_answers_like_transformers(vllm_python, export_dir, tmp_path
     assert [i["parsed"] for i in served["items"]] == [i["parsed"] for i in local["items"]]
     assert served["metrics"] == local["metrics"]
     assert other["answers"] == hf_answers, (other["version"], other["answers"], hf_answers)
+
+
+def test_vllm_matches_transformers_on_a_bos_tokenizer(vllm_python, tmp_path_factory):
+    """A real Llama tokenizer that adds BOS: vLLM (offline ``LLM.chat``) and transformers must feed
+    the same prompt ids (one BOS, written by the template) and generate the same greedy ids."""
+    from llava_ial.compose import ComposeConfig, compose_to_dir
+    from llava_ial.testing import cached_tiny_stack, make_bos_llama_dir
+
+    dataset, stack = cached_tiny_stack(tmp_path_factory.getbasetemp(), make_synthetic_dataset)
+    root = tmp_path_factory.mktemp("vllm_bos")
+    model = compose_to_dir(ComposeConfig(vision=stack.vision, lm=make_bos_llama_dir(root / "lm"),
+                                         out=root / "llava"))
+    images = sorted((dataset / "images").glob("*.jpg"))[:2]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "llava_ial.vllm_parity", "--model", str(model),
+                           *[a for i in images for a in ("--image", str(i))], "--max-tokens", "8",
+                           "--vllm-python", str(vllm_python)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert proc.stdout.count("same  ") == len(images) and "prompt ids same" in proc.stdout, proc.stdout

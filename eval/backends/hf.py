@@ -98,6 +98,14 @@ class HFBackend(Backend):
             tokenizer.pad_token = tokenizer.eos_token
         self.processor, self.model, self.device = processor, model.to(device).eval(), device
 
+    def encode(self, images, texts: list[str]):
+        """Model inputs for rendered prompts. The chat template writes the special tokens itself
+        (BOS for Llama/Mistral/Gemma tokenizers), so the tokenizer adds none: adding them again
+        would feed a Llama a second BOS it never saw in training, and vLLM (which also renders the
+        template and adds nothing) would answer a different prompt."""
+        return self.processor(images=images, text=texts, padding=True, return_tensors="pt",
+                              add_special_tokens=False)
+
     def _generate(self, batch: list[Item]) -> list[str]:
         import torch
 
@@ -107,8 +115,7 @@ class HFBackend(Backend):
         texts = [self.processor.apply_chat_template(
             [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": item.prompt}]}],
             add_generation_prompt=True, tokenize=False) for item in batch]
-        inputs = self.processor(images=images, text=texts, padding=True, return_tensors="pt")
-        inputs = inputs.to(self.device)
+        inputs = self.encode(images, texts).to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         tok = self.processor.tokenizer
