@@ -200,7 +200,7 @@ def export_full(clip: nn.Module, preprocess_cfg: dict, tokenizer, addresses: dic
         report = {"provenance": provenance or {}, "hf_class": "CLIPModel",
                   "n_candidates": len(labels), "calibration": has_cal,
                   "candidate_lonlat": {k: list(v) for k, v in (candidate_lonlat or {}).items()},
-                  "parity": parity(clip, hf, tokenizer, AutoTokenizer.from_pretrained(tmp),
+                  "parity": parity(clip, hf, tokenizer, AutoTokenizer.from_pretrained(tmp, trust_remote_code=False),
                                    labels[:64], torch.randn(4, 3, size, size, generator=g))}
         if max(report["parity"]["image_max_abs_diff"], report["parity"]["text_max_abs_diff"]) > PARITY_TOL:
             raise ExportError(f"exported CLIPModel differs from open_clip: {report['parity']}")

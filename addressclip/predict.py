@@ -194,8 +194,9 @@ class _HFBackend:
     def __init__(self, directory: Path, device):
         from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
         self.model = CLIPModel.from_pretrained(directory, use_safetensors=True).to(device).eval()
-        self.image_processor = AutoImageProcessor.from_pretrained(directory, backend="pil")  # exact pixels
-        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        self.image_processor = AutoImageProcessor.from_pretrained(directory, backend="pil",
+                                                                   trust_remote_code=False)  # exact pixels
+        self.tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
         self.device = device
         self.logit_scale = float(self.model.logit_scale.detach().exp())
 

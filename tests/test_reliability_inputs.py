@@ -507,6 +507,9 @@ def _keyword(node: ast.Call, name: str):
     return next((k.value for k in node.keywords if k.arg == name), None)
 
 
+OWN_LOADERS = {"AddressPredictor"}
+
+
 def test_every_loader_call_is_safetensors_only_and_runs_no_remote_code():
     """Static check over the source: weights come from safetensors (or GGUF), Auto* classes get an
     explicit trust_remote_code (False, or the user's opt-in flag), torch.load is weights_only."""
@@ -514,6 +517,8 @@ def test_every_loader_call_is_safetensors_only_and_runs_no_remote_code():
     for path, line, node in _calls("from_pretrained"):
         seen += 1
         receiver = ast.unparse(node.func.value)
+        if receiver in OWN_LOADERS:     # the toolkit's own; the library calls inside are checked here
+            continue
         if receiver.startswith("Auto") or receiver in ("PeftModel",):
             remote = _keyword(node, "trust_remote_code")
             if receiver != "PeftModel" and not (
