@@ -8,7 +8,8 @@ Writes, per split, two JSON lists in the layout LLaVA's training code reads (``i
   (chosen by the seeded generator with the weights in :class:`ConversationConfig`):
   ``address`` (one question, one answer), ``district_street`` (district first, then the street),
   ``address_scene`` (the address, then a description of the scene) and ``unanswerable`` (a
-  question the image cannot answer, e.g. the year, answered with a refusal).
+  question the image cannot answer, e.g. the year, answered with a refusal). The phrasings come
+  from :mod:`data_gen.questions`, which also keeps the held-out ones training never sees.
 
 The street-level answer target is :func:`data_gen.addresses.full_address`, e.g.
 ``"Aleksanterinkatu, Kluuvi, Helsinki, Finland"``. Questions never contain any street, district,
@@ -34,6 +35,11 @@ from data_gen.addresses import full_address
 from data_gen.cli import parse_config
 from data_gen.dataset import IALDataset, load_dataset_dir
 from data_gen.errors import DataError
+# The question bank (one place for training, inference and the QA harness); its names stay
+# importable from here.
+from data_gen.questions import (ADDRESS_ANSWERS, ADDRESS_QUESTIONS, DISTRICT_ANSWERS,  # noqa: F401
+                                DISTRICT_QUESTIONS, SCENE_FOLLOWUPS, STREET_ANSWERS,
+                                STREET_FOLLOWUPS, UNANSWERABLE)
 from data_gen.schema import SPLITS
 
 IMAGE_TOKEN = "<image>"
@@ -47,72 +53,6 @@ CAPTION_QUESTIONS = (
     "What does this picture show?",
     "Write a brief caption for this street view.",
     "Summarize the visual content of the image.",
-)
-
-ADDRESS_QUESTIONS = (
-    "Where was this photo taken? Answer with the street address.",
-    "What is the address of the place in this photo?",
-    "Which street is shown in this image, and in which district and city?",
-    "Can you tell me where this street view was taken?",
-    "Give the street, district and city where this picture was taken.",
-    "What address does this image show?",
-    "Where is this? Please give the address.",
-    "Identify the location of this street photo as an address.",
-)
-
-ADDRESS_ANSWERS = (
-    "The address of this photo might be {address}.",
-    "This photo was probably taken at {address}.",
-    "It looks like {address}.",
-    "This street view appears to be {address}.",
-    "The picture was most likely taken on {address}.",
-    "{address}.",
-)
-
-DISTRICT_QUESTIONS = (
-    "Which district is this photo from?",
-    "In which district of the city was this picture taken?",
-    "What neighbourhood does this street view show?",
-)
-
-DISTRICT_ANSWERS = (
-    "This looks like {district}, {city}.",
-    "It appears to be the district of {district} in {city}.",
-    "Probably {district}, {city}.",
-)
-
-STREET_FOLLOWUPS = (
-    "And which street is it?",
-    "Can you narrow it down to the street?",
-    "Which street in that district?",
-)
-
-STREET_ANSWERS = (
-    "The street is probably {street}, so the address might be {address}.",
-    "It seems to be {street}: {address}.",
-    "Most likely {street}, which gives {address}.",
-)
-
-SCENE_FOLLOWUPS = (
-    "Describe what you see in the scene.",
-    "What else can you tell me about the scene?",
-    "Please describe the street in the picture.",
-)
-
-# (question, refusal): questions a street photo cannot answer.
-UNANSWERABLE = (
-    ("What year was this photo taken?",
-     "I can't tell the year from this photo; nothing in it shows when it was taken."),
-    ("Who took this picture?",
-     "I can't tell who took this picture; the photographer is not visible."),
-    ("What is the name of the person who lives in the nearest building?",
-     "I can't know who lives there; a street photo does not show that."),
-    ("What will the weather be like here tomorrow?",
-     "I can't predict tomorrow's weather from a photo."),
-    ("What camera model was used to take this image?",
-     "I can't tell the camera model from the image itself."),
-    ("What is the exact time, to the minute, when this was taken?",
-     "I can't tell the exact time from this photo."),
 )
 
 KINDS = ("address", "district_street", "address_scene", "unanswerable")

@@ -53,6 +53,10 @@ class QAEvalConfig:
     baselines: bool = _f(True, "also score the majority and random baselines")
     # ---- generation
     prompt: str = _f(DEFAULT_PROMPT, "question asked with every image")
+    prompts: str | None = _f(None, "a named question set of data_gen.questions instead of --prompt: "
+                                   "design, poster, train, heldout (address phrasings training "
+                                   "never sees), heldout_unanswerable; each item gets one phrasing, "
+                                   "chosen by its id")
     max_new_tokens: int = _f(64, "longest answer generated (hf, openai)")
     batch_size: int = _from(HFOptions, "batch_size")
     device: str = _from(HFOptions, "device")

@@ -113,8 +113,10 @@ def run_backend(name: str, spec: str, backend: Backend, items: Sequence[Item], r
     record = RunRecord(name, backend.kind, spec, store=str(store.path))
     wanted = {item.id for item in items}
     t0 = time.perf_counter()
+    # The questions are part of what an answer depends on: answers to other questions are not reused.
+    fingerprint = {**backend.fingerprint(), "prompts": sorted({item.prompt for item in items})}
     try:
-        done = store.open(backend.fingerprint(), cacheable=backend.cacheable, fresh=fresh)
+        done = store.open(fingerprint, cacheable=backend.cacheable, fresh=fresh)
         record.results = {k: v for k, v in done.items() if k in wanted}
         record.reused = len(record.results)
         pending = [item for item in items if item.id not in record.results]

@@ -36,6 +36,9 @@ class PipelineConfig:
                                                                "fine-tuning")
     nproc: int | None = _f(None, "stage-two training processes (none: one per GPU, else one "
                                  "single-threaded process per CPU core, at most 2)")
+    untuned_baseline: bool = _f(False, "also train stage two on a randomly initialised vision tower of "
+                                       "the same shape and score it beside (what the AddressCLIP "
+                                       "tower is worth)")
     qa_limit: int | None = _f(None, "score a seeded random subset of N test images in the QA step")
     only: list[str] = field(default_factory=list, metadata={
         "help": "run just these steps (again, even when up to date); their inputs must exist",
