@@ -70,12 +70,12 @@ class ConversationConfig:
                 "none for other cities); '' for none"})
     splits: list[str] = field(default_factory=lambda: list(SPLITS), metadata={
         "help": "splits to write"})
-    weight_address: float = field(default=0.7, metadata={"help": "share of single-turn address Q/A"})
+    weight_address: float = field(default=0.66, metadata={"help": "share of single-turn address Q/A"})
     weight_district_street: float = field(default=0.12, metadata={
         "help": "share of two-turn conversations: district first, then street"})
     weight_address_scene: float = field(default=0.12, metadata={
         "help": "share of two-turn conversations: address, then a scene description"})
-    weight_unanswerable: float = field(default=0.06, metadata={
+    weight_unanswerable: float = field(default=0.1, metadata={
         "help": "share of questions the image cannot answer (answered with a refusal)"})
 
     def weights(self) -> list[float]:

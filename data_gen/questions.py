@@ -193,7 +193,7 @@ HELDOUT_ADDRESS_QUESTIONS = (
     "Can you locate this image? Name the street.",
     "Where is this scene located? An address, please.",
     "What location is this? Answer as a street address.",
-    "Where would I have to stand to take this photo? Give the street address.",
+    "Where would I have to stand to take this photo? Give me the street address.",
     "Guess the address of this picture.",
 )
 HELDOUT_UNANSWERABLE_QUESTIONS = (

@@ -1,0 +1,88 @@
+"""The question bank (data_gen/questions.py): one design question everywhere, held-out phrasings
+that training never sees, unanswerable questions that share the address questions' frames."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic_ial import make_synthetic_dataset  # noqa: E402
+
+from data_gen import conversations as conv  # noqa: E402
+from data_gen import questions as q  # noqa: E402
+
+
+def sentences(question: str) -> set[str]:
+    return {q.normalized(s) for s in re.split(r"(?<=[?.!:])\s+", question) if q.normalized(s)}
+
+
+def test_one_question_constant_everywhere():
+    from eval.backends.base import DEFAULT_PROMPT
+    from eval.config import QAEvalConfig
+    from llava_ial.inference import DEFAULT_QUESTION
+    assert q.DESIGN_QUESTION == "Where was this photo taken? Tell me its street-level address."
+    assert DEFAULT_PROMPT is q.DESIGN_QUESTION and DEFAULT_QUESTION is q.DESIGN_QUESTION
+    assert QAEvalConfig().prompt is q.DESIGN_QUESTION
+
+
+def test_design_and_poster_questions_are_trained_on():
+    assert q.DESIGN_QUESTION in q.ADDRESS_QUESTIONS and q.POSTER_QUESTION in q.ADDRESS_QUESTIONS
+    assert len(q.ADDRESS_QUESTIONS) >= 100 and len(set(q.ADDRESS_QUESTIONS)) == len(q.ADDRESS_QUESTIONS)
+
+
+def test_heldout_phrasings_share_no_sentence_with_training():
+    trained = set().union(*(sentences(t) for t in q.training_questions()))
+    for held in q.HELDOUT_ADDRESS_QUESTIONS + q.HELDOUT_UNANSWERABLE_QUESTIONS:
+        assert not sentences(held) & trained, held
+    assert len(q.HELDOUT_ADDRESS_QUESTIONS) >= 12 and len(q.HELDOUT_UNANSWERABLE_QUESTIONS) >= 10
+
+
+def test_unanswerable_questions_share_the_address_frames():
+    """Many refusal questions are at most three words away from an address question."""
+    address = [q.normalized(a).split() for a in q.ADDRESS_QUESTIONS]
+
+    def distance(a: list[str], b: list[str]) -> int:          # word-level Levenshtein
+        row = list(range(len(b) + 1))
+        for i, x in enumerate(a, 1):
+            prev, row[0] = row[0], i
+            for j, y in enumerate(b, 1):
+                prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+        return row[-1]
+
+    close = [u for u, _ in q.UNANSWERABLE
+             if min(distance(q.normalized(u).split(), a) for a in address) <= 3]
+    assert len(close) >= 5, close
+    assert "when was this photo taken" in map(q.normalized, (u for u, _ in q.UNANSWERABLE))
+
+
+def test_every_refusal_reads_as_a_refusal():
+    from eval.address_parser import AddressParser
+    from eval.gazetteer import Gazetteer
+    parser = AddressParser(Gazetteer(city="Helsinki", streets=["Mannerheimintie"],
+                                     districts=["Kluuvi"]))
+    for refusal in q.REFUSALS:
+        assert parser.parse(refusal).kind == "refusal", refusal
+
+
+def test_prompt_sets():
+    assert q.prompt_set("design") == (q.DESIGN_QUESTION,)
+    assert q.prompt_set("heldout") == q.HELDOUT_ADDRESS_QUESTIONS
+    with pytest.raises(ValueError, match="heldout_unanswerable"):
+        q.prompt_set("held-out")
+
+
+def test_training_conversations_never_contain_heldout_questions(tmp_path):
+    data = make_synthetic_dataset(tmp_path / "data", city="Helsinki", locations_per_sub=12)
+    out = conv.write_conversations(conv.ConversationConfig(data=data, out=tmp_path / "c", seed=1,
+                                                           splits=["train"]))
+    samples = json.loads((out / "instruct_train.json").read_text(encoding="utf-8"))
+    asked = {t["value"].removeprefix("<image>\n") for s in samples for t in s["conversations"]
+             if t["from"] == "human"}
+    assert asked <= set(q.training_questions())
+    assert not asked & set(q.HELDOUT_ADDRESS_QUESTIONS + q.HELDOUT_UNANSWERABLE_QUESTIONS)
+    assert len(asked & set(q.ADDRESS_QUESTIONS)) >= 40       # the bank is used, not a few phrasings
