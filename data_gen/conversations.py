@@ -39,7 +39,8 @@ from data_gen.errors import DataError
 # importable from here.
 from data_gen.questions import (ADDRESS_ANSWERS, ADDRESS_QUESTIONS, DISTRICT_ANSWERS,  # noqa: F401
                                 DISTRICT_QUESTIONS, SCENE_FOLLOWUPS, STREET_ANSWERS,
-                                STREET_FOLLOWUPS, UNANSWERABLE)
+                                STREET_FOLLOWUPS, UNANSWERABLE, load_candidates, with_candidates,
+                                without_candidates)
 from data_gen.schema import SPLITS
 
 IMAGE_TOKEN = "<image>"
@@ -70,6 +71,9 @@ class ConversationConfig:
                 "none for other cities); '' for none"})
     splits: list[str] = field(default_factory=lambda: list(SPLITS), metadata={
         "help": "splits to write"})
+    candidates: Path | None = field(default=None, metadata={
+        "help": "candidate-aware answering: JSON of AddressCLIP's top streets per image (python -m "
+                "addressclip.candidates); every first question is preceded by that list"})
     weight_address: float = field(default=0.66, metadata={"help": "share of single-turn address Q/A"})
     weight_district_street: float = field(default=0.12, metadata={
         "help": "share of two-turn conversations: district first, then street"})
@@ -145,7 +149,7 @@ def check_no_leak(samples: list[dict], forbidden: set[str]) -> None:
         return
     for s in samples:
         for turn in s["conversations"]:
-            if turn["from"] == "human" and (m := pattern.search(turn["value"])):
+            if turn["from"] == "human" and (m := pattern.search(without_candidates(turn["value"]))):
                 raise DataError(f"question names {m.group(0)!r}, which leaks an answer", row=s["id"])
 
 
@@ -169,6 +173,15 @@ def build_split(dataset: IALDataset, split: str, config: ConversationConfig,
     kinds = rng.choices(KINDS, weights=config.weights(), k=len(rows))
     pretrain = [pretrain_sample(r, rng) for r in rows]
     instruct = [instruct_sample(r, k, rng, country) for r, k in zip(rows, kinds)]
+    if config.candidates is not None:
+        table = load_candidates(config.candidates, split)
+        for r, s in zip(rows, instruct):
+            if str(r["id"]) not in table:
+                raise DataError(f"no candidates for image {r['id']!r} of split {split!r}",
+                                path=config.candidates)
+            first = s["conversations"][0]
+            first["value"] = human(with_candidates(first["value"][len(IMAGE_TOKEN) + 1:],
+                                                   table[str(r["id"])]), image=True)["value"]
     return pretrain, instruct
 
 

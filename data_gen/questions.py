@@ -222,6 +222,43 @@ PROMPT_SETS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Candidate-aware answering: AddressCLIP's top streets (python -m addressclip.candidates) on a line
+# before the question, in training and in the QA harness alike.
+CANDIDATES_PREFIX = "Candidates from retrieval: "
+
+
+def with_candidates(question: str, candidates: list[str]) -> str:
+    """The question preceded by one line that lists the candidate addresses, best first."""
+    return f"{CANDIDATES_PREFIX}{'; '.join(candidates)}.\n{question}"
+
+
+def without_candidates(text: str) -> str:
+    """``text`` with the candidate line of :func:`with_candidates` removed (for the leak check)."""
+    return re.sub(rf"(?m)^{re.escape(CANDIDATES_PREFIX)}[^\n]*\n", "", text)
+
+
+def load_candidates(path, split: str) -> dict[str, list[str]]:
+    """``{image id: [address, ...]}`` of one split of an ``addressclip.candidates`` file."""
+    import json
+    from pathlib import Path
+
+    from data_gen.errors import DataError
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        table = data["splits"][split]
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read candidates ({exc})", path=path) from None
+    except (KeyError, TypeError):
+        raise DataError(f"no split {split!r} under 'splits' (write it with python -m "
+                        "addressclip.candidates)", path=path) from None
+    bad = next((k for k, v in table.items() if not isinstance(v, list) or not v
+                or not all(isinstance(a, str) and a for a in v)), None)
+    if bad is not None:
+        raise DataError(f"split {split!r}, image {bad!r}: expected a non-empty list of addresses",
+                        path=path)
+    return table
+
+
 def normalized(question: str) -> str:
     """Lower case, letters and digits only, single spaces: what counts as the same wording."""
     return " ".join(re.findall(r"[a-z0-9]+", question.lower()))

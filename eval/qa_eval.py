@@ -29,7 +29,8 @@ if __package__ in (None, ""):   # `python eval/qa_eval.py`: import the package, 
 
 from data_gen.cli import parse_config  # noqa: E402
 from data_gen.errors import DataError  # noqa: E402
-from data_gen.questions import prompt_set  # noqa: E402
+from data_gen.questions import (load_candidates, prompt_set, with_candidates,  # noqa: E402
+                                without_candidates)
 from eval.address_parser import AddressParser  # noqa: E402
 from eval.backends import (BASELINE_PREFIX, Item, RunSpecError, build_backend,  # noqa: E402
                            runs_from_config)
@@ -87,12 +88,21 @@ def item_prompts(cfg: QAEvalConfig, ids: list[str]) -> list[str]:
     whatever ``--limit`` selects, and stored answers stay valid for it.
     """
     if not cfg.prompts:
-        return [cfg.prompt] * len(ids)
-    try:
-        questions = prompt_set(cfg.prompts)
-    except ValueError as exc:
-        raise DataError(f"--prompts: {exc}") from None
-    return [questions[zlib.crc32(str(i).encode("utf-8")) % len(questions)] for i in ids]
+        asked = [cfg.prompt] * len(ids)
+    else:
+        try:
+            questions = prompt_set(cfg.prompts)
+        except ValueError as exc:
+            raise DataError(f"--prompts: {exc}") from None
+        asked = [questions[zlib.crc32(str(i).encode("utf-8")) % len(questions)] for i in ids]
+    if cfg.candidates:
+        table = load_candidates(cfg.candidates, cfg.split)
+        missing = [i for i in ids if str(i) not in table]
+        if missing:
+            raise DataError(f"no candidates for {len(missing)} item(s), e.g. {missing[0]!r}",
+                            path=cfg.candidates)
+        asked = [with_candidates(q, table[str(i)]) for q, i in zip(asked, ids)]
+    return asked
 
 
 def evaluate(cfg: QAEvalConfig) -> dict:
@@ -115,7 +125,8 @@ def evaluate(cfg: QAEvalConfig) -> dict:
                              "gazetteer": gazetteer.source, "distances": gazetteer.has_geometry},
               "runs": {}, "notes": notes}
     prompts = item_prompts(cfg, [r.id for r in refs.items])
-    report["questions"] = {"set": cfg.prompts, "phrasings": sorted(set(prompts))}
+    report["questions"] = {"set": cfg.prompts, "candidates": cfg.candidates,
+                           "phrasings": sorted({without_candidates(p) for p in prompts})}
     items = [Item(r.id, r.image, p) for r, p in zip(refs.items, prompts)]
     for name, spec, backend in runs:
         log.info("%s (%s): %d items", name, spec, len(items))

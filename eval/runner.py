@@ -10,6 +10,7 @@ a file (answers, baselines) are always redone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -114,7 +115,11 @@ def run_backend(name: str, spec: str, backend: Backend, items: Sequence[Item], r
     wanted = {item.id for item in items}
     t0 = time.perf_counter()
     # The questions are part of what an answer depends on: answers to other questions are not reused.
-    fingerprint = {**backend.fingerprint(), "prompts": sorted({item.prompt for item in items})}
+    prompts = sorted({item.prompt for item in items})
+    if len(prompts) > 32:          # e.g. one per item with candidates: a digest, not the list
+        prompts = [f"{len(prompts)} prompts, sha256 "
+                   + hashlib.sha256("\n".join(prompts).encode("utf-8")).hexdigest()]
+    fingerprint = {**backend.fingerprint(), "prompts": prompts}
     try:
         done = store.open(fingerprint, cacheable=backend.cacheable, fresh=fresh)
         record.results = {k: v for k, v in done.items() if k in wanted}

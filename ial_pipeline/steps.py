@@ -47,6 +47,11 @@ class Paths:
         return self.stage1 / "eval"
 
     @property
+    def candidates(self) -> Path:
+        """AddressCLIP's top streets per image (``--candidates K``)."""
+        return self.stage1 / "candidates.json"
+
+    @property
     def vision(self) -> Path:
         return self.stage1 / "hf_vision"
 
@@ -164,6 +169,8 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
                     "--seed", seed, *device, *cont]
         return command
 
+    cand_dep = ("stage1_candidates",) if cfg.candidates else ()
+    cand_arg = ["--candidates", str(p.candidates)] if cfg.candidates else []
     steps = []
     if cfg.data is None:
         # Nothing to remove before a rerun: the builder itself reuses a folder built with the same
@@ -181,10 +188,15 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
         Step("stage1_export", "stage one: export the vision tower (HF CLIPVisionModel)",
              ("stage1_train",), p.vision / "config.json", (p.vision,),
              lambda resume: [PY, "-m", "addressclip.export", "--run", str(p.stage1)]),
-        Step("conversations", "LLaVA conversations from the dataset", data_dep,
-             p.conversations / "meta.json", (p.conversations,),
+        *([Step("stage1_candidates", f"stage one: top {cfg.candidates} streets per image",
+                ("stage1_train",), p.candidates, (p.candidates,),
+                lambda resume: [PY, "-m", "addressclip.candidates", "--run", str(p.stage1),
+                                "--data", str(p.data), "--k", str(cfg.candidates), "--out",
+                                str(p.candidates)])] if cfg.candidates else []),
+        Step("conversations", "LLaVA conversations from the dataset",
+             (*data_dep, *cand_dep), p.conversations / "meta.json", (p.conversations,),
              lambda resume: [PY, "-m", "data_gen.conversations", "--data", str(p.data), "--out",
-                             str(p.conversations), "--seed", seed]),
+                             str(p.conversations), "--seed", seed, *cand_arg]),
         Step("stage2_lm", f"stage two: language model ({cfg.lm})", ("conversations",),
              p.lm / "config.json", (p.lm,),
              lambda resume: [PY, "-m", "llava_ial.tiny_lm", "--name", cfg.lm, "--conversations",
@@ -236,7 +248,7 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
 
     def qa_eval(out: Path, *args: str):
         return lambda resume: [PY, "-m", "eval.qa_eval", "--data", str(p.data), "--split", "test",
-                               *args, "--seed", seed, *limit, "--out", str(out)]
+                               *args, *cand_arg, "--seed", seed, *limit, "--out", str(out)]
 
     steps.append(Step("qa_eval", "QA evaluation: LLaVA-IAL, AddressCLIP retrieval, baselines",
                       ("stage2_export", "stage1_train", *untuned_dep, *data_dep), p.qa / "report.json",

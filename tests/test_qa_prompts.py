@@ -57,3 +57,31 @@ def test_answers_to_another_question_are_asked_again(tmp_path):
     record = run_backend("m", "echo", backend, other, tmp_path)
     assert backend.asked == 6 and record.reused == 0
     assert {r.answer for r in record.results.values()} == {"When was this photo taken?"}
+
+
+def test_candidates_precede_each_items_question(tmp_path):
+    import json
+    path = tmp_path / "cand.json"
+    path.write_text(json.dumps({"k": 2, "splits": {"test": {
+        "a": ["Mannerheimintie, Kluuvi", "Kalevankatu, Kamppi"], "b": ["Kalevankatu, Kamppi"]}}}))
+    asked = item_prompts(QAEvalConfig(candidates=str(path)), ["a", "b"])
+    assert asked == ["Candidates from retrieval: Mannerheimintie, Kluuvi; Kalevankatu, Kamppi.\n"
+                     + DESIGN_QUESTION,
+                     "Candidates from retrieval: Kalevankatu, Kamppi.\n" + DESIGN_QUESTION]
+    with pytest.raises(DataError, match="no candidates for 1 item.*'c'"):
+        item_prompts(QAEvalConfig(candidates=str(path)), ["a", "c"])
+    with pytest.raises(DataError, match="no split 'val'"):
+        item_prompts(QAEvalConfig(candidates=str(path), split="val"), ["a"])
+    path.write_text(json.dumps({"splits": {"test": {"a": "Mannerheimintie, Kluuvi"}}}))
+    with pytest.raises(DataError, match="image 'a': expected a non-empty list"):
+        item_prompts(QAEvalConfig(candidates=str(path)), ["a"])
+
+
+def test_street_level_candidates_keep_rank_and_drop_repeats():
+    import numpy as np
+    from addressclip.candidates import street_level
+    streets = ["A", "A", "B", "C", "B"]
+    districts = ["X", "X", "X", "Y", "Y"]
+    top = np.array([[1, 0, 2, 4, 3], [3, 4, 1, 0, 2]])
+    assert street_level(top, streets, districts, 3) == [["A, X", "B, X", "B, Y"],
+                                                       ["C, Y", "B, Y", "A, X"]]

@@ -86,3 +86,32 @@ def test_training_conversations_never_contain_heldout_questions(tmp_path):
     assert asked <= set(q.training_questions())
     assert not asked & set(q.HELDOUT_ADDRESS_QUESTIONS + q.HELDOUT_UNANSWERABLE_QUESTIONS)
     assert len(asked & set(q.ADDRESS_QUESTIONS)) >= 40       # the bank is used, not a few phrasings
+
+
+def test_candidate_aware_conversations(tmp_path):
+    from data_gen.dataset import load_dataset_dir
+    from data_gen.errors import DataError
+    data = make_synthetic_dataset(tmp_path / "data", city="Helsinki")
+    rows = load_dataset_dir(data).split("train").to_list()
+    table = {str(r["id"]): [f"{r['street']}, {r['district']}", "Otherkatu, Elsewhere"] for r in rows}
+    path = tmp_path / "cand.json"
+    path.write_text(json.dumps({"k": 2, "splits": {"train": table}}))
+    out = conv.write_conversations(conv.ConversationConfig(data=data, out=tmp_path / "c",
+                                                           splits=["train"], candidates=path))
+    samples = json.loads((out / "instruct_train.json").read_text(encoding="utf-8"))
+    for s, r in zip(samples, rows):
+        first = s["conversations"][0]["value"]
+        head, question = first.split("\n", 2)[1:]
+        assert first.startswith("<image>\n") and head == q.with_candidates("", table[str(r["id"])])[:-1]
+        assert question in q.training_questions()
+        assert all(not t["value"].startswith(q.CANDIDATES_PREFIX) for t in s["conversations"][1:])
+    # the candidate line names streets, but a street in the question itself is still a leak
+    leaky = {"id": "x", "conversations": [conv.human(q.with_candidates("Is this Alphakatu?", ["B"]),
+                                                     image=True)]}
+    with pytest.raises(DataError, match="Alphakatu"):
+        conv.check_no_leak([leaky], {"Alphakatu", "B"})
+    del table[str(rows[0]["id"])]
+    path.write_text(json.dumps({"k": 2, "splits": {"train": table}}))
+    with pytest.raises(DataError, match="no candidates for image"):
+        conv.write_conversations(conv.ConversationConfig(data=data, out=tmp_path / "d",
+                                                         splits=["train"], candidates=path))
