@@ -39,8 +39,8 @@ from data_gen.errors import DataError
 # importable from here.
 from data_gen.questions import (ADDRESS_ANSWERS, ADDRESS_QUESTIONS, DISTRICT_ANSWERS,  # noqa: F401
                                 DISTRICT_QUESTIONS, SCENE_FOLLOWUPS, STREET_ANSWERS,
-                                STREET_FOLLOWUPS, UNANSWERABLE, load_candidates, with_candidates,
-                                without_candidates)
+                                STREET_FOLLOWUPS, UNANSWERABLE, decorate, load_candidates,
+                                with_candidates, without_candidates)
 from data_gen.schema import SPLITS
 
 IMAGE_TOKEN = "<image>"
@@ -114,12 +114,12 @@ def pretrain_sample(row: dict, rng: random.Random) -> dict:
 def instruct_sample(row: dict, kind: str, rng: random.Random, country: str) -> dict:
     """One conversation of ``kind`` about the image of ``row`` (a dataset record)."""
     address = full_address(row["street"], row["district"], row["city"], country)
-    ask_address = human(rng.choice(ADDRESS_QUESTIONS), image=True)
+    ask_address = human(decorate(rng.choice(ADDRESS_QUESTIONS), rng), image=True)
     answer_address = gpt(rng.choice(ADDRESS_ANSWERS).format(address=address))
     if kind == "address":
         turns = [ask_address, answer_address]
     elif kind == "district_street":
-        turns = [human(rng.choice(DISTRICT_QUESTIONS), image=True),
+        turns = [human(decorate(rng.choice(DISTRICT_QUESTIONS), rng), image=True),
                  gpt(rng.choice(DISTRICT_ANSWERS).format(district=row["district"], city=row["city"])),
                  human(rng.choice(STREET_FOLLOWUPS)),
                  gpt(rng.choice(STREET_ANSWERS).format(street=row["street"], address=address))]
@@ -129,7 +129,7 @@ def instruct_sample(row: dict, kind: str, rng: random.Random, country: str) -> d
         turns = [ask_address, answer_address, human(rng.choice(SCENE_FOLLOWUPS)), gpt(row["caption"])]
     elif kind == "unanswerable":
         question, refusal = rng.choice(UNANSWERABLE)
-        turns = [human(question, image=True), gpt(refusal)]
+        turns = [human(decorate(question, rng), image=True), gpt(refusal)]
     else:
         raise ValueError(f"unknown conversation kind {kind!r}; expected one of {KINDS}")
     return {"id": f"{row['id']}#{kind}", "image": row["image"], "kind": kind, "conversations": turns}

@@ -30,20 +30,15 @@ DESIGN_QUESTION = "Where was this photo taken? Tell me its street-level address.
 POSTER_QUESTION = "Where might this photo have been taken? Tell me its street level address."
 
 # ---- address questions seen in training -------------------------------------------------------
-WHERE_OPENINGS = (
-    "Where was this photo taken?",
-    "Where was this picture taken?",
-    "Where was this image taken?",
-    "Where was this street view taken?",
-    "Where might this photo have been taken?",
-    "Where might this picture have been taken?",
-    "Where could this photo have been taken?",
-    "Where is this?",
-    "Where is this place?",
-    "Where is this street?",
-    "Where am I?",
-    "Where was this shot?",
-)
+# What a question calls the photo, and how it says "taken": many words for both, so an unfamiliar
+# one is not a cue (the tiny LM is trained from scratch; a word it never saw must not mean "refuse").
+OBJECTS = ("photo", "picture", "image", "street view", "shot", "snapshot", "photograph", "scene",
+           "view", "pic")
+WHERE_OPENINGS = tuple(
+    [f"Where was this {o} {v}?" for o in OBJECTS for v in ("taken", "captured")]
+    + [f"Where {m} this {o} have been taken?" for o in OBJECTS for m in ("might", "could")]
+    + [f"Where is this {o} from?" for o in OBJECTS]
+    + ["Where is this?", "Where is this place?", "Where is this street?", "Where am I?"])
 ADDRESS_REQUESTS = (
     "Tell me its street-level address.",
     "Tell me its street level address.",
@@ -140,7 +135,8 @@ SCENE_FOLLOWUPS = (
 # topic -> (questions sharing the address questions' frames, refusal). Every refusal starts with a
 # phrase eval.address_parser reads as a refusal ("I can't tell ...").
 UNANSWERABLE_TOPICS: dict[str, tuple[tuple[str, ...], str]] = {
-    "date": (("When was this photo taken?", "When was this picture taken?",
+    "date": (tuple(f"When was this {o} taken?" for o in OBJECTS)
+             + tuple(f"What year was this {o} taken?" for o in OBJECTS[::2]) + (
               "When was this photo taken? Tell me its exact date.",
               "When might this photo have been taken? Tell me the exact date.",
               "What year was this photo taken?", "What year was this picture taken? Answer with the year.",
@@ -150,7 +146,8 @@ UNANSWERABLE_TOPICS: dict[str, tuple[tuple[str, ...], str]] = {
               "At what time was this photo taken? Tell me the exact minute.",
               "What time does the clock show, to the second, when this was shot?"),
              "I can't tell the exact time from this photo."),
-    "photographer": (("Who took this picture?", "Who took this photo? Tell me their name.",
+    "photographer": (tuple(f"Who took this {o}?" for o in OBJECTS[1::2]) + (
+                      "Who took this photo? Tell me their name.",
                       "Who might have taken this photo? Give their full name.",
                       "What is the name of the photographer?"),
                      "I can't tell who took this picture; the photographer is not visible."),
@@ -162,7 +159,8 @@ UNANSWERABLE_TOPICS: dict[str, tuple[tuple[str, ...], str]] = {
                  "What will the weather be here next week? Give the forecast.",
                  "Will it rain at this place tomorrow?"),
                 "I can't predict the weather from a photo."),
-    "camera": (("What camera model was used to take this image?",
+    "camera": (tuple(f"What camera was this {o} taken with?" for o in OBJECTS[::3]) + (
+               "What camera model was used to take this image?",
                 "Which camera took this photo? Tell me its model.",
                 "What lens was this picture taken with?"),
                "I can't tell the camera or lens from the image itself."),
@@ -177,6 +175,23 @@ UNANSWERABLE_TOPICS: dict[str, tuple[tuple[str, ...], str]] = {
 UNANSWERABLE = tuple((q, refusal) for qs, refusal in UNANSWERABLE_TOPICS.values() for q in qs)
 REFUSALS = tuple(refusal for _, refusal in UNANSWERABLE_TOPICS.values())
 
+# Words around a first question, drawn alike for address and unanswerable questions (so they are
+# no cue to either): a model that meets "Hey, ..." or "... Thanks!" still answers what is asked.
+PREFIXES = ("Quick question:", "Hey,", "Hmm,", "Please help:", "Okay,", "I have a question.",
+            "Look at this.", "Tell me something.")
+SUFFIXES = ("Thanks!", "Thank you.", "Be brief.", "One line, please.", "Please answer.",
+            "Keep it short.")
+DECORATED_SHARE = 0.3     # of first questions get a prefix, as many a suffix (independently)
+
+
+def decorate(question: str, rng) -> str:
+    """``question`` with, sometimes, a prefix and a suffix (``rng``: a ``random.Random``)."""
+    head = rng.choice(PREFIXES) if rng.random() < DECORATED_SHARE else ""
+    tail = rng.choice(SUFFIXES) if rng.random() < DECORATED_SHARE else ""
+    if head.endswith(","):                    # "Hey, where was ..."
+        question = question[:1].lower() + question[1:]
+    return " ".join(p for p in (head, question, tail) if p)
+
 # ---- held out: never in training; evaluated by eval.qa_eval --prompts heldout ... -------------
 HELDOUT_ADDRESS_QUESTIONS = (
     "Could you work out the street address of this scene?",
@@ -188,7 +203,7 @@ HELDOUT_ADDRESS_QUESTIONS = (
     "Which address is pictured here?",
     "Do you know the street and neighbourhood where this was photographed?",
     "Where exactly is this street view from? Give me the address.",
-    "Where was this photograph taken? Reply with its address.",
+    "From which street was this photograph taken? Reply with its address.",
     "Tell me which street this is and the district it is in.",
     "Can you locate this image? Name the street.",
     "Where is this scene located? An address, please.",
@@ -265,9 +280,34 @@ def normalized(question: str) -> str:
 
 
 def training_questions() -> tuple[str, ...]:
-    """Every question (first or follow-up turn) training conversations can contain."""
+    """Every question (first or follow-up turn) training conversations can contain, undecorated."""
     return (ADDRESS_QUESTIONS + DISTRICT_QUESTIONS + STREET_FOLLOWUPS + SCENE_FOLLOWUPS
             + tuple(q for q, _ in UNANSWERABLE))
+
+
+def sentences(text: str) -> set[str]:
+    """The normalised sentences of ``text`` (what held-out phrasings must not share with training)."""
+    return {normalized(s) for s in re.split(r"(?<=[?.!:])\s+", text) if normalized(s)}
+
+
+def training_sentences() -> set[str]:
+    """Every sentence a training question can contain, decorations included."""
+    return set().union(*(sentences(t) for t in training_questions() + PREFIXES + SUFFIXES))
+
+
+def undecorated(text: str) -> str:
+    """``text`` without a prefix or suffix of :func:`decorate`."""
+    for head in PREFIXES:
+        if text.startswith(head + " "):
+            text = text[len(head) + 1:]
+            if head.endswith(","):
+                text = text[:1].upper() + text[1:]
+            break
+    for tail in SUFFIXES:
+        if text.endswith(" " + tail):
+            text = text[:-len(tail) - 1]
+            break
+    return text
 
 
 def prompt_set(name: str) -> tuple[str, ...]:

@@ -4,7 +4,6 @@ that training never sees, unanswerable questions that share the address question
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -15,10 +14,6 @@ from synthetic_ial import make_synthetic_dataset  # noqa: E402
 
 from data_gen import conversations as conv  # noqa: E402
 from data_gen import questions as q  # noqa: E402
-
-
-def sentences(question: str) -> set[str]:
-    return {q.normalized(s) for s in re.split(r"(?<=[?.!:])\s+", question) if q.normalized(s)}
 
 
 def test_one_question_constant_everywhere():
@@ -36,9 +31,9 @@ def test_design_and_poster_questions_are_trained_on():
 
 
 def test_heldout_phrasings_share_no_sentence_with_training():
-    trained = set().union(*(sentences(t) for t in q.training_questions()))
+    trained = q.training_sentences()
     for held in q.HELDOUT_ADDRESS_QUESTIONS + q.HELDOUT_UNANSWERABLE_QUESTIONS:
-        assert not sentences(held) & trained, held
+        assert not q.sentences(held) & trained, held
     assert len(q.HELDOUT_ADDRESS_QUESTIONS) >= 12 and len(q.HELDOUT_UNANSWERABLE_QUESTIONS) >= 10
 
 
@@ -81,9 +76,11 @@ def test_training_conversations_never_contain_heldout_questions(tmp_path):
     out = conv.write_conversations(conv.ConversationConfig(data=data, out=tmp_path / "c", seed=1,
                                                            splits=["train"]))
     samples = json.loads((out / "instruct_train.json").read_text(encoding="utf-8"))
-    asked = {t["value"].removeprefix("<image>\n") for s in samples for t in s["conversations"]
-             if t["from"] == "human"}
+    raw = {t["value"].removeprefix("<image>\n") for s in samples for t in s["conversations"]
+           if t["from"] == "human"}
+    asked = {q.undecorated(t) for t in raw}
     assert asked <= set(q.training_questions())
+    assert len(raw - asked) >= 20                             # decorated ones are there too
     assert not asked & set(q.HELDOUT_ADDRESS_QUESTIONS + q.HELDOUT_UNANSWERABLE_QUESTIONS)
     assert len(asked & set(q.ADDRESS_QUESTIONS)) >= 40       # the bank is used, not a few phrasings
 
@@ -103,7 +100,7 @@ def test_candidate_aware_conversations(tmp_path):
         first = s["conversations"][0]["value"]
         head, question = first.split("\n", 2)[1:]
         assert first.startswith("<image>\n") and head == q.with_candidates("", table[str(r["id"])])[:-1]
-        assert question in q.training_questions()
+        assert q.undecorated(question) in q.training_questions()
         assert all(not t["value"].startswith(q.CANDIDATES_PREFIX) for t in s["conversations"][1:])
     # the candidate line names streets, but a street in the question itself is still a leak
     leaky = {"id": "x", "conversations": [conv.human(q.with_candidates("Is this Alphakatu?", ["B"]),
