@@ -38,7 +38,12 @@ WHERE_OPENINGS = tuple(
     [f"Where was this {o} {v}?" for o in OBJECTS for v in ("taken", "captured")]
     + [f"Where {m} this {o} have been taken?" for o in OBJECTS for m in ("might", "could")]
     + [f"Where is this {o} from?" for o in OBJECTS]
-    + ["Where is this?", "Where is this place?", "Where is this street?", "Where am I?"])
+    + ["Where is this?", "Where is this place?", "Where is this street?", "Where am I?"]
+    # the same "... was this photo taken?" frame as the date questions, opened by a place word:
+    # what is asked (street, address) decides, not the first word
+    + [f"{w} was this {o} {v}?" for w in ("In which street", "At which address", "Along which street",
+                                          "In what part of the city", "Near which street")
+       for o in OBJECTS[::2] for v in ("taken", "captured")])
 ADDRESS_REQUESTS = (
     "Tell me its street-level address.",
     "Tell me its street level address.",
@@ -69,6 +74,14 @@ STANDALONE_ADDRESS_QUESTIONS = (
     "Name the address where this image was taken.",
     "In which street and district is this?",
     "Which address is this?",
+    "What's the address of this place?",
+    "Which street is this picture from?",
+    "Can you place this photo? Tell me which street.",
+    "Could you find this place on a map? Give the street address.",
+    "Do you recognise this street? Give its address.",
+    "Can you identify this street? Tell me its name and district.",
+    "Here is a photo. What is its address?",
+    "I took this picture. Where was I?",
 )
 
 
@@ -178,7 +191,8 @@ REFUSALS = tuple(refusal for _, refusal in UNANSWERABLE_TOPICS.values())
 # Words around a first question, drawn alike for address and unanswerable questions (so they are
 # no cue to either): a model that meets "Hey, ..." or "... Thanks!" still answers what is asked.
 PREFIXES = ("Quick question:", "Hey,", "Hmm,", "Please help:", "Okay,", "I have a question.",
-            "Look at this.", "Tell me something.")
+            "Look at this.", "Tell me something.", "Here is a picture.", "I have a photo here.",
+            "Someone sent me this.", "Help me out.")
 SUFFIXES = ("Thanks!", "Thank you.", "Be brief.", "One line, please.", "Please answer.",
             "Keep it short.")
 DECORATED_SHARE = 0.3     # of first questions get a prefix, as many a suffix (independently)

@@ -36,7 +36,7 @@ class PipelineConfig:
                                                                "fine-tuning")
     nproc: int | None = _f(None, "stage-two training processes (none: one per GPU, else one "
                                  "single-threaded process per CPU core, at most 2)")
-    candidates: int = _f(0, "candidate-aware answering: give LLaVA-IAL AddressCLIP's top-K streets "
+    candidates: int = _f(5, "candidate-aware answering: give LLaVA-IAL AddressCLIP's top-K streets "
                             "before every question, in training and in the QA steps (0: off)")
     untuned_baseline: bool = _f(False, "also train stage two on a randomly initialised vision tower of "
                                        "the same shape and score it beside (what the AddressCLIP "

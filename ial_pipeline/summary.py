@@ -41,8 +41,10 @@ def stage_one_table(metrics: dict) -> list[str]:
 
 def qa_table(report: dict) -> list[str]:
     refs = report["references"]
-    lines = [f"Question answering: free-form answers to \"{report['config']['prompt']}\" parsed into "
-             f"street and district, {refs['n']} images (% correct, 95% bootstrap interval)", "",
+    with_candidates = (" (each question preceded by AddressCLIP's top streets for the image)"
+                       if report.get("questions", {}).get("candidates") else "")
+    lines = [f"Question answering: free-form answers to \"{report['config']['prompt']}\"{with_candidates} "
+             f"parsed into street and district, {refs['n']} images (% correct, 95% bootstrap interval)", "",
              "| system | street | district | street + district | refusals |", "|---|---|---|---|---|"]
     for name, run in report["runs"].items():
         m, ci = run["metrics"], run["metrics"].get("ci95", {})

@@ -71,10 +71,14 @@ def test_a_step_without_its_product_fails(tmp_path):
 
 def test_steps_and_unknown_step_names(tmp_path, capsys):
     names = [s.name for s in build_steps(PipelineConfig(root=tmp_path))]
-    assert names == ["data", "stage1_train", "stage1_eval", "stage1_export", "conversations",
+    assert names == ["data", "stage1_train", "stage1_eval", "stage1_export", "stage1_candidates",
+                     "conversations",
                      "stage2_lm", "stage2_compose", "stage2_pretrain", "stage2_finetune",
                      "stage2_export", "qa_eval", "qa_poster", "qa_heldout",
                      "qa_heldout_unanswerable"]
+    plain = build_steps(PipelineConfig(root=tmp_path, candidates=0))
+    assert "stage1_candidates" not in [s.name for s in plain]
+    assert all("--candidates" not in s.command(False) for s in plain)
     given = build_steps(PipelineConfig(root=tmp_path, data=tmp_path / "mine"))
     assert "data" not in [s.name for s in given]
     assert all("data" not in s.deps for s in given)
@@ -132,7 +136,7 @@ def test_whole_chain_then_reuse_then_one_step_alone(first_root, small_settings, 
     root = first_root
     assert main(["--root", str(root), *small_settings]) == 0
     first = json.loads((root / "pipeline.json").read_text())
-    assert set(first["actions"].values()) == {"ran"} and len(first["actions"]) == 14
+    assert set(first["actions"].values()) == {"ran"} and len(first["actions"]) == 15
     metrics = json.loads((root / "addressclip" / "eval" / "metrics.json").read_text())
     assert "zero_shot" in metrics
     report = json.loads((root / "qa_eval" / "report.json").read_text())
