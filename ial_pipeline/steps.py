@@ -248,7 +248,8 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
 
     def qa_eval(out: Path, *args: str):
         return lambda resume: [PY, "-m", "eval.qa_eval", "--data", str(p.data), "--split", "test",
-                               *args, *cand_arg, "--seed", seed, *limit, "--out", str(out)]
+                               *args, *cand_arg, "--batch_size", str(cfg.qa_batch_size), "--seed",
+                               seed, *limit, "--out", str(out)]
 
     steps.append(Step("qa_eval", "QA evaluation: LLaVA-IAL, AddressCLIP retrieval, baselines",
                       ("stage2_export", "stage1_train", *untuned_dep, *data_dep), p.qa / "report.json",
