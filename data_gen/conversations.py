@@ -8,7 +8,8 @@ Writes, per split, two JSON lists in the layout LLaVA's training code reads (``i
   (chosen by the seeded generator with the weights in :class:`ConversationConfig`):
   ``address`` (one question, one answer), ``district_street`` (district first, then the street),
   ``address_scene`` (the address, then a description of the scene) and ``unanswerable`` (a
-  question the image cannot answer, e.g. the year, answered with a refusal).
+  question the image cannot answer, e.g. the year, answered with a refusal). The phrasings come
+  from :mod:`data_gen.questions`, which also keeps the held-out ones training never sees.
 
 The street-level answer target is :func:`data_gen.addresses.full_address`, e.g.
 ``"Aleksanterinkatu, Kluuvi, Helsinki, Finland"``. Questions never contain any street, district,
@@ -34,6 +35,12 @@ from data_gen.addresses import full_address
 from data_gen.cli import parse_config
 from data_gen.dataset import IALDataset, load_dataset_dir
 from data_gen.errors import DataError
+# The question bank (one place for training, inference and the QA harness); its names stay
+# importable from here.
+from data_gen.questions import (ADDRESS_ANSWERS, ADDRESS_QUESTIONS, DISTRICT_ANSWERS,  # noqa: F401
+                                DISTRICT_QUESTIONS, SCENE_FOLLOWUPS, STREET_ANSWERS,
+                                STREET_FOLLOWUPS, UNANSWERABLE, decorate, load_candidates,
+                                with_candidates, without_candidates)
 from data_gen.schema import SPLITS
 
 IMAGE_TOKEN = "<image>"
@@ -47,72 +54,6 @@ CAPTION_QUESTIONS = (
     "What does this picture show?",
     "Write a brief caption for this street view.",
     "Summarize the visual content of the image.",
-)
-
-ADDRESS_QUESTIONS = (
-    "Where was this photo taken? Answer with the street address.",
-    "What is the address of the place in this photo?",
-    "Which street is shown in this image, and in which district and city?",
-    "Can you tell me where this street view was taken?",
-    "Give the street, district and city where this picture was taken.",
-    "What address does this image show?",
-    "Where is this? Please give the address.",
-    "Identify the location of this street photo as an address.",
-)
-
-ADDRESS_ANSWERS = (
-    "The address of this photo might be {address}.",
-    "This photo was probably taken at {address}.",
-    "It looks like {address}.",
-    "This street view appears to be {address}.",
-    "The picture was most likely taken on {address}.",
-    "{address}.",
-)
-
-DISTRICT_QUESTIONS = (
-    "Which district is this photo from?",
-    "In which district of the city was this picture taken?",
-    "What neighbourhood does this street view show?",
-)
-
-DISTRICT_ANSWERS = (
-    "This looks like {district}, {city}.",
-    "It appears to be the district of {district} in {city}.",
-    "Probably {district}, {city}.",
-)
-
-STREET_FOLLOWUPS = (
-    "And which street is it?",
-    "Can you narrow it down to the street?",
-    "Which street in that district?",
-)
-
-STREET_ANSWERS = (
-    "The street is probably {street}, so the address might be {address}.",
-    "It seems to be {street}: {address}.",
-    "Most likely {street}, which gives {address}.",
-)
-
-SCENE_FOLLOWUPS = (
-    "Describe what you see in the scene.",
-    "What else can you tell me about the scene?",
-    "Please describe the street in the picture.",
-)
-
-# (question, refusal): questions a street photo cannot answer.
-UNANSWERABLE = (
-    ("What year was this photo taken?",
-     "I can't tell the year from this photo; nothing in it shows when it was taken."),
-    ("Who took this picture?",
-     "I can't tell who took this picture; the photographer is not visible."),
-    ("What is the name of the person who lives in the nearest building?",
-     "I can't know who lives there; a street photo does not show that."),
-    ("What will the weather be like here tomorrow?",
-     "I can't predict tomorrow's weather from a photo."),
-    ("What camera model was used to take this image?",
-     "I can't tell the camera model from the image itself."),
-    ("What is the exact time, to the minute, when this was taken?",
-     "I can't tell the exact time from this photo."),
 )
 
 KINDS = ("address", "district_street", "address_scene", "unanswerable")
@@ -130,12 +71,15 @@ class ConversationConfig:
                 "none for other cities); '' for none"})
     splits: list[str] = field(default_factory=lambda: list(SPLITS), metadata={
         "help": "splits to write"})
-    weight_address: float = field(default=0.7, metadata={"help": "share of single-turn address Q/A"})
+    candidates: Path | None = field(default=None, metadata={
+        "help": "candidate-aware answering: JSON of AddressCLIP's top streets per image (python -m "
+                "addressclip.candidates); every first question is preceded by that list"})
+    weight_address: float = field(default=0.66, metadata={"help": "share of single-turn address Q/A"})
     weight_district_street: float = field(default=0.12, metadata={
         "help": "share of two-turn conversations: district first, then street"})
     weight_address_scene: float = field(default=0.12, metadata={
         "help": "share of two-turn conversations: address, then a scene description"})
-    weight_unanswerable: float = field(default=0.06, metadata={
+    weight_unanswerable: float = field(default=0.1, metadata={
         "help": "share of questions the image cannot answer (answered with a refusal)"})
 
     def weights(self) -> list[float]:
@@ -170,12 +114,12 @@ def pretrain_sample(row: dict, rng: random.Random) -> dict:
 def instruct_sample(row: dict, kind: str, rng: random.Random, country: str) -> dict:
     """One conversation of ``kind`` about the image of ``row`` (a dataset record)."""
     address = full_address(row["street"], row["district"], row["city"], country)
-    ask_address = human(rng.choice(ADDRESS_QUESTIONS), image=True)
+    ask_address = human(decorate(rng.choice(ADDRESS_QUESTIONS), rng), image=True)
     answer_address = gpt(rng.choice(ADDRESS_ANSWERS).format(address=address))
     if kind == "address":
         turns = [ask_address, answer_address]
     elif kind == "district_street":
-        turns = [human(rng.choice(DISTRICT_QUESTIONS), image=True),
+        turns = [human(decorate(rng.choice(DISTRICT_QUESTIONS), rng), image=True),
                  gpt(rng.choice(DISTRICT_ANSWERS).format(district=row["district"], city=row["city"])),
                  human(rng.choice(STREET_FOLLOWUPS)),
                  gpt(rng.choice(STREET_ANSWERS).format(street=row["street"], address=address))]
@@ -185,7 +129,7 @@ def instruct_sample(row: dict, kind: str, rng: random.Random, country: str) -> d
         turns = [ask_address, answer_address, human(rng.choice(SCENE_FOLLOWUPS)), gpt(row["caption"])]
     elif kind == "unanswerable":
         question, refusal = rng.choice(UNANSWERABLE)
-        turns = [human(question, image=True), gpt(refusal)]
+        turns = [human(decorate(question, rng), image=True), gpt(refusal)]
     else:
         raise ValueError(f"unknown conversation kind {kind!r}; expected one of {KINDS}")
     return {"id": f"{row['id']}#{kind}", "image": row["image"], "kind": kind, "conversations": turns}
@@ -205,7 +149,7 @@ def check_no_leak(samples: list[dict], forbidden: set[str]) -> None:
         return
     for s in samples:
         for turn in s["conversations"]:
-            if turn["from"] == "human" and (m := pattern.search(turn["value"])):
+            if turn["from"] == "human" and (m := pattern.search(without_candidates(turn["value"]))):
                 raise DataError(f"question names {m.group(0)!r}, which leaks an answer", row=s["id"])
 
 
@@ -229,6 +173,15 @@ def build_split(dataset: IALDataset, split: str, config: ConversationConfig,
     kinds = rng.choices(KINDS, weights=config.weights(), k=len(rows))
     pretrain = [pretrain_sample(r, rng) for r in rows]
     instruct = [instruct_sample(r, k, rng, country) for r, k in zip(rows, kinds)]
+    if config.candidates is not None:
+        table = load_candidates(config.candidates, split)
+        for r, s in zip(rows, instruct):
+            if str(r["id"]) not in table:
+                raise DataError(f"no candidates for image {r['id']!r} of split {split!r}",
+                                path=config.candidates)
+            first = s["conversations"][0]
+            first["value"] = human(with_candidates(first["value"][len(IMAGE_TOKEN) + 1:],
+                                                   table[str(r["id"])]), image=True)["value"]
     return pretrain, instruct
 
 

@@ -53,6 +53,13 @@ class QAEvalConfig:
     baselines: bool = _f(True, "also score the majority and random baselines")
     # ---- generation
     prompt: str = _f(DEFAULT_PROMPT, "question asked with every image")
+    prompts: str | None = _f(None, "a named question set of data_gen.questions instead of --prompt: "
+                                   "design, poster, train, heldout (address phrasings training "
+                                   "never sees), heldout_unanswerable; each item gets one phrasing, "
+                                   "chosen by its id")
+    candidates: str | None = _f(None, "candidate-aware answering: JSON of AddressCLIP's top streets "
+                                      "per image (python -m addressclip.candidates); each question "
+                                      "is preceded by its image's list, as in training")
     max_new_tokens: int = _f(64, "longest answer generated (hf, openai)")
     batch_size: int = _from(HFOptions, "batch_size")
     device: str = _from(HFOptions, "device")

@@ -6,6 +6,7 @@
     python eval/qa_eval.py --references refs.jsonl --gazetteer city.json \\
         --backend answers --answers a.jsonl --answers b.jsonl
     python -m eval.qa_eval --data DIR --backend openai --model llava-ial --base-url http://HOST:8000/v1
+    python -m eval.qa_eval --data DIR --run hf:EXPORT --prompts heldout --no-baselines --out OUT
 
 Every run asks (or reads) one answer per reference item, appending each to ``OUT/runs/NAME.jsonl`` as
 it arrives (a rerun asks only for what is missing), parses it with :mod:`eval.address_parser`, and
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import zlib
 from pathlib import Path
 
 if __package__ in (None, ""):   # `python eval/qa_eval.py`: import the package, not the folder
@@ -27,6 +29,8 @@ if __package__ in (None, ""):   # `python eval/qa_eval.py`: import the package, 
 
 from data_gen.cli import parse_config  # noqa: E402
 from data_gen.errors import DataError  # noqa: E402
+from data_gen.questions import (load_candidates, prompt_set, with_candidates,  # noqa: E402
+                                without_candidates)
 from eval.address_parser import AddressParser  # noqa: E402
 from eval.backends import (BASELINE_PREFIX, Item, RunSpecError, build_backend,  # noqa: E402
                            runs_from_config)
@@ -77,6 +81,30 @@ def coverage_notes(gazetteer: Gazetteer, refs: References) -> list[str]:
     return notes
 
 
+def item_prompts(cfg: QAEvalConfig, ids: list[str]) -> list[str]:
+    """The question asked about each item: ``--prompt``, or one phrasing of the ``--prompts`` set.
+
+    A phrasing is chosen by the item's id (not its position), so an item keeps its question
+    whatever ``--limit`` selects, and stored answers stay valid for it.
+    """
+    if not cfg.prompts:
+        asked = [cfg.prompt] * len(ids)
+    else:
+        try:
+            questions = prompt_set(cfg.prompts)
+        except ValueError as exc:
+            raise DataError(f"--prompts: {exc}") from None
+        asked = [questions[zlib.crc32(str(i).encode("utf-8")) % len(questions)] for i in ids]
+    if cfg.candidates:
+        table = load_candidates(cfg.candidates, cfg.split)
+        missing = [i for i in ids if str(i) not in table]
+        if missing:
+            raise DataError(f"no candidates for {len(missing)} item(s), e.g. {missing[0]!r}",
+                            path=cfg.candidates)
+        asked = [with_candidates(q, table[str(i)]) for q, i in zip(asked, ids)]
+    return asked
+
+
 def evaluate(cfg: QAEvalConfig) -> dict:
     """Run, parse and score every requested run plus the baselines; write and return the report."""
     specs = runs_from_config(cfg)
@@ -96,7 +124,10 @@ def evaluate(cfg: QAEvalConfig) -> dict:
               "references": {"source": refs.source, "n": len(refs), "city": gazetteer.city,
                              "gazetteer": gazetteer.source, "distances": gazetteer.has_geometry},
               "runs": {}, "notes": notes}
-    items = [Item(r.id, r.image, cfg.prompt) for r in refs.items]
+    prompts = item_prompts(cfg, [r.id for r in refs.items])
+    report["questions"] = {"set": cfg.prompts, "candidates": cfg.candidates,
+                           "phrasings": sorted({without_candidates(p) for p in prompts})}
+    items = [Item(r.id, r.image, p) for r, p in zip(refs.items, prompts)]
     for name, spec, backend in runs:
         log.info("%s (%s): %d items", name, spec, len(items))
         record = run_backend(name, spec, backend, items, out / "runs", fresh=cfg.fresh)

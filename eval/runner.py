@@ -10,6 +10,7 @@ a file (answers, baselines) are always redone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -113,8 +114,14 @@ def run_backend(name: str, spec: str, backend: Backend, items: Sequence[Item], r
     record = RunRecord(name, backend.kind, spec, store=str(store.path))
     wanted = {item.id for item in items}
     t0 = time.perf_counter()
+    # The questions are part of what an answer depends on: answers to other questions are not reused.
+    prompts = sorted({item.prompt for item in items})
+    if len(prompts) > 32:          # e.g. one per item with candidates: a digest, not the list
+        prompts = [f"{len(prompts)} prompts, sha256 "
+                   + hashlib.sha256("\n".join(prompts).encode("utf-8")).hexdigest()]
+    fingerprint = {**backend.fingerprint(), "prompts": prompts}
     try:
-        done = store.open(backend.fingerprint(), cacheable=backend.cacheable, fresh=fresh)
+        done = store.open(fingerprint, cacheable=backend.cacheable, fresh=fresh)
         record.results = {k: v for k, v in done.items() if k in wanted}
         record.reused = len(record.results)
         pending = [item for item in items if item.id not in record.results]

@@ -40,6 +40,13 @@ class PipelineConfig:
                                                                "fine-tuning")
     nproc: int | None = _f(None, "stage-two training processes (none: one per GPU, else one "
                                  "single-threaded process per CPU core, at most 2)")
+    candidates: int = _f(5, "candidate-aware answering: give LLaVA-IAL AddressCLIP's top-K streets "
+                            "before every question, in training and in the QA steps (0: off)")
+    untuned_baseline: bool = _f(False, "also train stage two on a randomly initialised vision tower of "
+                                       "the same shape and score it beside (what the AddressCLIP "
+                                       "tower is worth)")
+    qa_batch_size: int = _f(32, "images per generate call in the QA steps (on CPU, 32 answers several "
+                                "times faster than 8: the tiny model's per-step overhead dominates)")
     qa_limit: int | None = _f(None, "score a seeded random subset of N test images in the QA step")
     only: list[str] = field(default_factory=list, metadata={
         "help": "run just these steps (again, even when up to date); their inputs must exist",

@@ -22,6 +22,10 @@ from typing import Callable
 from ial_pipeline.config import REAL_LMS, PipelineConfig
 
 PY = sys.executable
+# The question sets LLaVA-IAL is also scored on, beyond the design question (data_gen.questions).
+QUESTION_SETS = {"poster": "the poster's question",
+                 "heldout": "address phrasings training never sees",
+                 "heldout_unanswerable": "unanswerable questions training never sees"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,11 @@ class Paths:
     @property
     def stage1_eval(self) -> Path:
         return self.stage1 / "eval"
+
+    @property
+    def candidates(self) -> Path:
+        """AddressCLIP's top streets per image (``--candidates K``)."""
+        return self.stage1 / "candidates.json"
 
     @property
     def vision(self) -> Path:
@@ -75,8 +84,17 @@ class Paths:
         return self.stage2 / "export"
 
     @property
+    def untuned(self) -> Path:
+        """Stage two on a randomly initialised tower (``--untuned_baseline``): base/, pretrain/, ..."""
+        return self.stage2 / "untuned"
+
+    @property
     def qa(self) -> Path:
         return self.root / "qa_eval"
+
+    def qa_questions(self, name: str) -> Path:
+        """LLaVA-IAL scored on one named question set (``eval.qa_eval --prompts NAME``)."""
+        return self.root / f"qa_eval_{name}"
 
     @property
     def logs(self) -> Path:
@@ -149,14 +167,16 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
         return [PY, "-m", "addressclip.train", *stage1_config, "--data", str(p.data), "--out",
                 str(p.stage1), "--seed", seed, *cont]
 
-    def llava_train(stage: str, recipe: Path, data: str, out: Path, extra: list[str]):
+    def llava_train(recipe: Path, data: str, out: Path, extra: list[str], base: Path = p.base):
         def command(resume: bool) -> list[str]:
             cont = ["--resume_from_checkpoint", "latest"] if resume else []
-            return [*launch, "--config", str(recipe), "--model", str(p.base), *extra,
+            return [*launch, "--config", str(recipe), "--model", str(base), *extra,
                     "--conversations", str(p.conversations / data), "--output_dir", str(out),
                     "--seed", seed, *device, *cont]
         return command
 
+    cand_dep = ("stage1_candidates",) if cfg.candidates else ()
+    cand_arg = ["--candidates", str(p.candidates)] if cfg.candidates else []
     steps = []
     if cfg.data is None:
         # Nothing to remove before a rerun: the builder itself reuses a folder built with the same
@@ -174,10 +194,15 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
         Step("stage1_export", "stage one: export the vision tower (HF CLIPVisionModel)",
              ("stage1_train",), p.vision / "config.json", (p.vision,),
              lambda resume: [PY, "-m", "addressclip.export", "--run", str(p.stage1)]),
-        Step("conversations", "LLaVA conversations from the dataset", data_dep,
-             p.conversations / "meta.json", (p.conversations,),
+        *([Step("stage1_candidates", f"stage one: top {cfg.candidates} streets per image",
+                ("stage1_train",), p.candidates, (p.candidates,),
+                lambda resume: [PY, "-m", "addressclip.candidates", "--run", str(p.stage1),
+                                "--data", str(p.data), "--k", str(cfg.candidates), "--out",
+                                str(p.candidates)])] if cfg.candidates else []),
+        Step("conversations", "LLaVA conversations from the dataset",
+             (*data_dep, *cand_dep), p.conversations / "meta.json", (p.conversations,),
              lambda resume: [PY, "-m", "data_gen.conversations", "--data", str(p.data), "--out",
-                             str(p.conversations), "--seed", seed]),
+                             str(p.conversations), "--seed", seed, *cand_arg]),
         Step("stage2_lm", f"stage two: language model ({cfg.lm})", ("conversations",),
              p.lm / "config.json", (p.lm,),
              lambda resume: [PY, "-m", "llava_ial.smollm2", "--out", str(p.lm)]
@@ -190,29 +215,64 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
                              str(lm_dir(cfg, p)), "--out", str(p.base), "--seed", seed]),
         Step("stage2_pretrain", "stage two: pretrain the projector", ("stage2_compose",),
              p.pretrain / "model" / "llava_ial.json", (p.pretrain,),
-             llava_train("pretrain", pretrain_recipe, "pretrain_train.json", p.pretrain, []),
+             llava_train(pretrain_recipe, "pretrain_train.json", p.pretrain, []),
              train_env, resumable=True),
         Step("stage2_finetune", "stage two: fine-tune projector + LM", ("stage2_pretrain",),
              p.finetune / "model" / "llava_ial.json", (p.finetune,),
-             llava_train("finetune", finetune_recipe, "instruct_train.json", p.finetune,
+             llava_train(finetune_recipe, "instruct_train.json", p.finetune,
                          ["--pretrained_projector", str(p.pretrain / "model")]),
              train_env, resumable=True),
         Step("stage2_export", "stage two: export one servable HF LLaVA folder", ("stage2_finetune",),
              p.export / "llava_ial.json", (p.export,),
              lambda resume: [PY, "-m", "llava_ial.export", "--model", str(p.finetune / "model"),
                              "--out", str(p.export)]),
-        Step("qa_eval", "QA evaluation: LLaVA-IAL, AddressCLIP retrieval, baselines",
-             ("stage2_export", "stage1_train", *data_dep), p.qa / "report.json", (p.qa,),
-             lambda resume: [PY, "-m", "eval.qa_eval", "--data", str(p.data), "--split", "test",
-                             "--run", f"llava-ial=hf:{p.export}",
-                             "--run", f"addressclip=addressclip:{p.stage1}", "--seed", seed,
-                             *(["--limit", str(cfg.qa_limit)] if cfg.qa_limit else []),
-                             "--out", str(p.qa)],
-             resumable=True),
     ]
+    untuned_run, untuned_dep = [], ()
+    if cfg.untuned_baseline:
+        u = p.untuned
+        steps += [
+            Step("untuned_compose", "baseline: compose on a randomly initialised vision tower",
+                 ("stage1_export", "stage2_lm"), u / "base" / "llava_ial.json", (u / "base",),
+                 lambda resume: [PY, "-m", "llava_ial.compose", "--vision", str(p.vision), "--lm",
+                                 str(lm_dir(cfg, p)), "--out", str(u / "base"), "--seed", seed,
+                                 "--random_vision_init", "True"]),
+            Step("untuned_pretrain", "baseline: pretrain its projector", ("untuned_compose",),
+                 u / "pretrain" / "model" / "llava_ial.json", (u / "pretrain",),
+                 llava_train(pretrain_recipe, "pretrain_train.json", u / "pretrain", [],
+                             u / "base"), train_env, resumable=True),
+            Step("untuned_finetune", "baseline: fine-tune it", ("untuned_pretrain",),
+                 u / "finetune" / "model" / "llava_ial.json", (u / "finetune",),
+                 llava_train(finetune_recipe, "instruct_train.json", u / "finetune",
+                             ["--pretrained_projector", str(u / "pretrain" / "model")],
+                             u / "base"), train_env, resumable=True),
+            Step("untuned_export", "baseline: export it", ("untuned_finetune",),
+                 u / "export" / "llava_ial.json", (u / "export",),
+                 lambda resume: [PY, "-m", "llava_ial.export", "--model",
+                                 str(u / "finetune" / "model"), "--out", str(u / "export")]),
+        ]
+        untuned_run, untuned_dep = ["--run", f"llava-ial-untuned=hf:{u / 'export'}"], \
+            ("untuned_export",)
+    limit = ["--limit", str(cfg.qa_limit)] if cfg.qa_limit else []
+
+    def qa_eval(out: Path, *args: str):
+        return lambda resume: [PY, "-m", "eval.qa_eval", "--data", str(p.data), "--split", "test",
+                               *args, *cand_arg, "--batch_size", str(cfg.qa_batch_size), "--seed",
+                               seed, *limit, "--out", str(out)]
+
+    steps.append(Step("qa_eval", "QA evaluation: LLaVA-IAL, AddressCLIP retrieval, baselines",
+                      ("stage2_export", "stage1_train", *untuned_dep, *data_dep), p.qa / "report.json",
+                      (p.qa,), qa_eval(p.qa, "--run", f"llava-ial=hf:{p.export}", *untuned_run,
+                                       "--run", f"addressclip=addressclip:{p.stage1}"),
+                      resumable=True))
+    for name, what in QUESTION_SETS.items():
+        out = p.qa_questions(name)
+        steps.append(Step(f"qa_{name}", f"QA evaluation of LLaVA-IAL on {what}",
+                          ("stage2_export", *data_dep), out / "report.json", (out,),
+                          qa_eval(out, "--run", f"llava-ial=hf:{p.export}", "--prompts", name,
+                                  "--baselines", "False"), resumable=True))
     if Path(cfg.lm).is_dir():      # a given causal-LM folder: nothing to build
         steps = [s for s in steps if s.name != "stage2_lm"]
-        steps = [s if s.name != "stage2_compose" else
+        steps = [s if s.name not in ("stage2_compose", "untuned_compose") else
                  replace(s, deps=("stage1_export",)) for s in steps]
     return steps
 

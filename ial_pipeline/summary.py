@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ial_pipeline.steps import Paths, Step
+from ial_pipeline.steps import QUESTION_SETS, Paths, Step
 
 
 def _read(path: Path) -> dict | None:
@@ -41,14 +41,43 @@ def stage_one_table(metrics: dict) -> list[str]:
 
 def qa_table(report: dict) -> list[str]:
     refs = report["references"]
-    lines = [f"Question answering: free-form answers to \"{report['config']['prompt']}\" parsed into "
-             f"street and district, {refs['n']} images (% correct, 95% bootstrap interval)", "",
+    with_candidates = (" (each question preceded by AddressCLIP's top streets for the image)"
+                       if report.get("questions", {}).get("candidates") else "")
+    lines = [f"Question answering: free-form answers to \"{report['config']['prompt']}\"{with_candidates} "
+             f"parsed into street and district, {refs['n']} images (% correct, 95% bootstrap interval)", "",
              "| system | street | district | street + district | refusals |", "|---|---|---|---|---|"]
     for name, run in report["runs"].items():
         m, ci = run["metrics"], run["metrics"].get("ci95", {})
         lines.append(f"| {name} | {_pct(m['street_acc'], ci.get('street_acc'))} | "
                      f"{_pct(m['district_acc'], ci.get('district_acc'))} | "
                      f"{_pct(m['address_acc'], ci.get('address_acc'))} | {_pct(m['refusal_rate'])} |")
+    return lines
+
+
+def questions_table(p: Paths) -> list[str]:
+    """LLaVA-IAL on the design question and on each other question set, one row each."""
+    rows = []
+    design = _read(p.qa / "report.json")
+    if design and "llava-ial" in design["runs"]:
+        rows.append(("design question (above)", design["references"]["n"], 1,
+                     design["runs"]["llava-ial"]["metrics"]))
+    for name, what in QUESTION_SETS.items():
+        report = _read(p.qa_questions(name) / "report.json")
+        if report and "llava-ial" in report["runs"]:
+            n_phrasings = len(report.get("questions", {}).get("phrasings", [])) or 1
+            rows.append((what, report["references"]["n"], n_phrasings,
+                         report["runs"]["llava-ial"]["metrics"]))
+    if len(rows) < 2:
+        return []
+    lines = ["LLaVA-IAL by question wording (% of test images; held-out phrasings are never in "
+             "training; on unanswerable questions a refusal is the right answer)", "",
+             "| questions | images | phrasings | street | district | refusals |",
+             "|---|---|---|---|---|---|"]
+    for what, n, k, m in rows:
+        ci = m.get("ci95", {})
+        lines.append(f"| {what} | {n} | {k} | {_pct(m['street_acc'], ci.get('street_acc'))} | "
+                     f"{_pct(m['district_acc'], ci.get('district_acc'))} | "
+                     f"{_pct(m['refusal_rate'], ci.get('refusal_rate'))} |")
     return lines
 
 
@@ -73,6 +102,8 @@ def artefacts(p: Paths) -> list[str]:
             ("conversations (LLaVA JSON)", p.conversations),
             ("LLaVA-IAL, servable HF folder", p.export),
             ("QA report", p.qa / "report.md"),
+            *((f"QA report, {what}", p.qa_questions(name) / "report.md")
+              for name, what in QUESTION_SETS.items()),
             ("logs of every step", p.logs)]
     return [f"- {what}: {path}" for what, path in rows if path.exists()]
 
@@ -85,6 +116,9 @@ def summary(steps: list[Step], p: Paths, records: dict[str, dict], actions: dict
     report = _read(p.qa / "report.json")
     if report:
         lines += qa_table(report) + [""]
+    wording = questions_table(p)
+    if wording:
+        lines += wording + [""]
     lines += ["Steps (each can be run alone: python -m ial_pipeline --only STEP, or the command in "
               f"{p.root / 'pipeline.json'})", ""]
     lines += steps_table(steps, records, actions) + ["", "Artefacts", ""] + artefacts(p)

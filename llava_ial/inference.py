@@ -13,10 +13,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from data_gen.questions import DESIGN_QUESTION as DEFAULT_QUESTION  # the one question constant
 from llava_ial.layout import read_meta
 from llava_ial.template import encode_prompts, user_message
-
-DEFAULT_QUESTION = "Where was this photo taken? Answer with the street address."
 
 
 def load_for_inference(model_dir: str | Path, *, dtype: torch.dtype = torch.float32,

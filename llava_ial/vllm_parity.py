@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 
-QUESTION = "Where was this photo taken? Answer with the street address."
 
 
 def vllm_side(model: str, images: list[str], question: str, max_tokens: int,
@@ -88,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m llava_ial.vllm_parity", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--image", action="append", required=True)
-    p.add_argument("--question", default=QUESTION)
+    p.add_argument("--question", default=None,
+                   help="question (default: data_gen.questions.DESIGN_QUESTION, the one constant)")
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="both sides (default %(default)s; compare only at the same dtype)")
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         with open(a.vllm_side, "w", encoding="utf-8") as f:
             json.dump(result, f)
         return 0
+    if a.question is None:     # imported here: the vLLM half runs without the toolkit on its path
+        from data_gen.questions import DESIGN_QUESTION
+        a.question = DESIGN_QUESTION
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "vllm.json")
         # -P: do not put this file's folder (llava_ial/, with modules like config.py) on sys.path

@@ -13,7 +13,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from llava_ial import chat, export, train  # noqa: E402
 from llava_ial.config import parse_args  # noqa: E402
-from llava_ial.evaluate import evaluate  # noqa: E402
 from llava_ial.inference import DEFAULT_QUESTION, load_for_inference  # noqa: E402
 from llava_ial.layout import checkpoint_keys, read_meta  # noqa: E402
 from llava_fixtures import one_torch_thread, stack  # noqa: E402,F401  (fixtures)
@@ -142,26 +141,18 @@ def test_export_chat_and_stock_transformers_agree(stack, runs, tmp_path, capsys)
 
 
 @pytest.mark.slow
-def test_evaluate_scores_answers(stack, runs):
+def test_the_one_scorer_reads_a_finetuned_folder(stack, runs, tmp_path):
+    """Stage two's output is scored by eval.qa_eval (the one scorer), asked the design question."""
+    from eval.config import QAEvalConfig
+    from eval.qa_eval import evaluate
     dataset, _ = stack
     _, _, finetuned = runs
-    result = evaluate(finetuned, dataset, "test", limit=12)
-    assert result["n_images"] == 12 and len(result["rows"]) == 12
-    assert 0 <= result["street_accuracy"] <= 100
-    assert result["majority"]["street"] and 0 <= result["answers_naming_a_street"] <= 100
-
-
-def test_scoring_takes_the_first_street_named():
-    from llava_ial.evaluate import score
-    streets = {"Mannerheimintie", "Pohjoinen Mannerheimintie", "Kalevankatu"}
-    answers = ["It looks like Pohjoinen Mannerheimintie, Kluuvi, Helsinki.",
-               "Kalevankatu or Mannerheimintie, Kamppi", "somewhere on mannerheimintie.",
-               "Kalevankatu2 is not a street", "I can't tell."]
-    truth = ["Mannerheimintie", "Kalevankatu", "Mannerheimintie", "Kalevankatu", "Kalevankatu"]
-    result = score(answers, truth, ["Kluuvi"] * 5, streets, {"Kluuvi", "Kamppi"})
-    assert result["predicted_streets"] == ["Pohjoinen Mannerheimintie", "Kalevankatu",
-                                           "Mannerheimintie", "", ""]
-    assert result["street_accuracy"] == 40.0 and result["district_accuracy"] == 20.0
+    report = evaluate(QAEvalConfig(data=str(dataset), run=[f"tuned=hf:{finetuned}"], limit=12,
+                                   baselines=False, bootstrap=0, out=str(tmp_path / "qa")))
+    run = report["runs"]["tuned"]
+    assert run["failure"] is None and report["references"]["n"] == 12
+    assert report["questions"]["phrasings"] == [DEFAULT_QUESTION]
+    assert 0 <= run["metrics"]["street_acc"] <= 1
 
 
 def test_refused_combinations(stack, tmp_path):
@@ -185,25 +176,3 @@ def test_projector_from_another_model_is_refused(stack, tmp_path):
               str(tmp_path / "p.safetensors"))
     with pytest.raises(LayoutError, match="p.safetensors: linear_1.weight has shape"):
         load_projector(model, tmp_path / "p.safetensors")
-
-
-@pytest.mark.slow
-def test_pipeline_runs_every_step(stack, tmp_path):
-    """llava_ial.pipeline on the synthetic city with the micro LM and a few steps per stage."""
-    from llava_ial.pipeline import PipelineConfig, run
-    dataset, st = stack
-    (tmp_path / "pt.yaml").write_text("stage: pretrain\nmax_steps: 2\nper_device_train_batch_size: 8\n"
-                                      "report_to: [none]\ndisable_tqdm: true\n")
-    (tmp_path / "compose.yaml").write_text("vision_feature_layer: -1\nvision_feature_select_strategy: full\n")
-    (tmp_path / "ft.yaml").write_text("stage: finetune\nmax_steps: 3\nlearning_rate: 3.0e-3\n"
-                                      "per_device_train_batch_size: 8\nreport_to: [none]\n"
-                                      "disable_tqdm: true\nsave_strategy: 'no'\n")
-    report = run(PipelineConfig(vision=st.vision, data=dataset, out=tmp_path / "out", lm="llama-micro",
-                                pretrain_config=tmp_path / "pt.yaml", finetune_config=tmp_path / "ft.yaml",
-                                compose_config=tmp_path / "compose.yaml", untuned_baseline=False,
-                                nproc=1, eval_limit=6))
-    assert report["compose"] == {"vision_feature_layer": -1, "vision_feature_select_strategy": "full"}
-    tuned = report["tuned"]
-    assert tuned["n_images"] == 6 and tuned["loss"]["finetune"]["steps"] == 3
-    assert (tmp_path / "out" / "report.md").read_text().startswith("| model |")
-    assert read_meta(tmp_path / "out" / "tuned" / "finetune" / "model")["kind"] == "full"

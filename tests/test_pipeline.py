@@ -71,12 +71,27 @@ def test_a_step_without_its_product_fails(tmp_path):
 
 def test_steps_and_unknown_step_names(tmp_path, capsys):
     names = [s.name for s in build_steps(PipelineConfig(root=tmp_path))]
-    assert names == ["data", "stage1_train", "stage1_eval", "stage1_export", "conversations",
+    assert names == ["data", "stage1_train", "stage1_eval", "stage1_export", "stage1_candidates",
+                     "conversations",
                      "stage2_lm", "stage2_compose", "stage2_pretrain", "stage2_finetune",
-                     "stage2_export", "qa_eval"]
+                     "stage2_export", "qa_eval", "qa_poster", "qa_heldout",
+                     "qa_heldout_unanswerable"]
+    plain = build_steps(PipelineConfig(root=tmp_path, candidates=0))
+    assert "stage1_candidates" not in [s.name for s in plain]
+    assert all("--candidates" not in s.command(False) for s in plain)
     given = build_steps(PipelineConfig(root=tmp_path, data=tmp_path / "mine"))
     assert "data" not in [s.name for s in given]
     assert all("data" not in s.deps for s in given)
+    untuned = build_steps(PipelineConfig(root=tmp_path, untuned_baseline=True))
+    assert [s.name for s in untuned if s.name.startswith("untuned")] == [
+        "untuned_compose", "untuned_pretrain", "untuned_finetune", "untuned_export"]
+    compose = next(s for s in untuned if s.name == "untuned_compose").command(False)
+    assert compose[compose.index("--random_vision_init") + 1] == "True"
+    qa = next(s for s in untuned if s.name == "qa_eval")
+    assert "untuned_export" in qa.deps and f"llava-ial-untuned=hf:{tmp_path}/llava_ial/untuned/export" \
+        in qa.command(False)
+    heldout = next(s for s in untuned if s.name == "qa_heldout").command(False)
+    assert heldout[heldout.index("--prompts") + 1] == "heldout"
     with pytest.raises(SystemExit, match="unknown step"):
         run(PipelineConfig(root=tmp_path, only=["stage3"]))
     assert main(["--root", str(tmp_path), "--list_steps"]) == 0
@@ -108,12 +123,20 @@ def small_settings(tmp_path_factory) -> list[str]:
             str(pre), "--finetune_config", str(fine), "--nproc", "1", "--qa_limit", "8"]
 
 
+@pytest.fixture(scope="module")
+def first_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("first") / "runs"
+
+
+QA_FOLDERS = ("qa_eval", "qa_eval_poster", "qa_eval_heldout", "qa_eval_heldout_unanswerable")
+
+
 @pytest.mark.slow
-def test_whole_chain_then_reuse_then_one_step_alone(tmp_path, small_settings, capsys):
-    root = tmp_path / "runs"
+def test_whole_chain_then_reuse_then_one_step_alone(first_root, small_settings, capsys):
+    root = first_root
     assert main(["--root", str(root), *small_settings]) == 0
     first = json.loads((root / "pipeline.json").read_text())
-    assert set(first["actions"].values()) == {"ran"} and len(first["actions"]) == 11
+    assert set(first["actions"].values()) == {"ran"} and len(first["actions"]) == 15
     metrics = json.loads((root / "addressclip" / "eval" / "metrics.json").read_text())
     assert "zero_shot" in metrics
     report = json.loads((root / "qa_eval" / "report.json").read_text())
@@ -125,7 +148,8 @@ def test_whole_chain_then_reuse_then_one_step_alone(tmp_path, small_settings, ca
     assert meta["kind"] == "full"
     summary = (root / "summary.md").read_text()
     for text in ("| AddressCLIP |", "| zero-shot (untrained) |", "| llava-ial |",
-                 "| baseline-majority |", "| qa_eval | ran |", "LLaVA-IAL, servable HF folder"):
+                 "| baseline-majority |", "| qa_eval | ran |", "LLaVA-IAL, servable HF folder",
+                 "| address phrasings training never sees | 8 |", "| qa_heldout | ran |"):
         assert text in summary, text
     assert summary in capsys.readouterr().out
 
@@ -143,3 +167,21 @@ def test_whole_chain_then_reuse_then_one_step_alone(tmp_path, small_settings, ca
     # stage one's evaluation feeds nothing downstream: a full run now reuses every step
     assert main(["--root", str(root), *small_settings]) == 0
     assert set(json.loads((root / "pipeline.json").read_text())["actions"].values()) == {"reused"}
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_qa_metrics(first_root, small_settings, tmp_path):
+    """A second run from scratch with the same seed on this machine: the same answers and metrics."""
+    if not (first_root / "qa_eval" / "report.json").is_file():
+        pytest.skip("needs the whole-chain test's run")
+    again = tmp_path / "again"
+    assert main(["--root", str(again), *small_settings]) == 0
+    for folder in QA_FOLDERS:
+        first, second = (json.loads((r / folder / "report.json").read_text())
+                         for r in (first_root, again))
+        assert first["runs"].keys() == second["runs"].keys()
+        for name in first["runs"]:
+            assert first["runs"][name]["metrics"] == second["runs"][name]["metrics"], (folder, name)
+        answers = [(r / folder / "runs" / "llava-ial.jsonl").read_text().splitlines()
+                   for r in (first_root, again)]
+        assert sorted(answers[0]) == sorted(answers[1]) and answers[0], folder

@@ -13,8 +13,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# The question LLaVA-IAL is tuned on and the poster asked general models.
-DEFAULT_PROMPT = "Where might this photo have been taken? Tell me its street level address."
+# The question LLaVA-IAL is built for, the same constant training and inference use.
+from data_gen.questions import DESIGN_QUESTION as DEFAULT_PROMPT  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,114 @@
+"""The question bank (data_gen/questions.py): one design question everywhere, held-out phrasings
+that training never sees, unanswerable questions that share the address questions' frames."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic_ial import make_synthetic_dataset  # noqa: E402
+
+from data_gen import conversations as conv  # noqa: E402
+from data_gen import questions as q  # noqa: E402
+
+
+def test_one_question_constant_everywhere():
+    from eval.backends.base import DEFAULT_PROMPT
+    from eval.config import QAEvalConfig
+    from llava_ial.inference import DEFAULT_QUESTION
+    assert q.DESIGN_QUESTION == "Where was this photo taken? Tell me its street-level address."
+    assert DEFAULT_PROMPT is q.DESIGN_QUESTION and DEFAULT_QUESTION is q.DESIGN_QUESTION
+    assert QAEvalConfig().prompt is q.DESIGN_QUESTION
+
+
+def test_design_and_poster_questions_are_trained_on():
+    assert q.DESIGN_QUESTION in q.ADDRESS_QUESTIONS and q.POSTER_QUESTION in q.ADDRESS_QUESTIONS
+    assert len(q.ADDRESS_QUESTIONS) >= 100 and len(set(q.ADDRESS_QUESTIONS)) == len(q.ADDRESS_QUESTIONS)
+
+
+def test_heldout_phrasings_share_no_sentence_with_training():
+    trained = q.training_sentences()
+    for held in q.HELDOUT_ADDRESS_QUESTIONS + q.HELDOUT_UNANSWERABLE_QUESTIONS:
+        assert not q.sentences(held) & trained, held
+    assert len(q.HELDOUT_ADDRESS_QUESTIONS) >= 12 and len(q.HELDOUT_UNANSWERABLE_QUESTIONS) >= 10
+
+
+def test_unanswerable_questions_share_the_address_frames():
+    """Many refusal questions are at most three words away from an address question."""
+    address = [q.normalized(a).split() for a in q.ADDRESS_QUESTIONS]
+
+    def distance(a: list[str], b: list[str]) -> int:          # word-level Levenshtein
+        row = list(range(len(b) + 1))
+        for i, x in enumerate(a, 1):
+            prev, row[0] = row[0], i
+            for j, y in enumerate(b, 1):
+                prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+        return row[-1]
+
+    close = [u for u, _ in q.UNANSWERABLE
+             if min(distance(q.normalized(u).split(), a) for a in address) <= 3]
+    assert len(close) >= 5, close
+    assert "when was this photo taken" in map(q.normalized, (u for u, _ in q.UNANSWERABLE))
+
+
+def test_every_refusal_reads_as_a_refusal():
+    from eval.address_parser import AddressParser
+    from eval.gazetteer import Gazetteer
+    parser = AddressParser(Gazetteer(city="Helsinki", streets=["Mannerheimintie"],
+                                     districts=["Kluuvi"]))
+    for refusal in q.REFUSALS:
+        assert parser.parse(refusal).kind == "refusal", refusal
+
+
+def test_prompt_sets():
+    assert q.prompt_set("design") == (q.DESIGN_QUESTION,)
+    assert q.prompt_set("heldout") == q.HELDOUT_ADDRESS_QUESTIONS
+    with pytest.raises(ValueError, match="heldout_unanswerable"):
+        q.prompt_set("held-out")
+
+
+def test_training_conversations_never_contain_heldout_questions(tmp_path):
+    data = make_synthetic_dataset(tmp_path / "data", city="Helsinki", locations_per_sub=12)
+    out = conv.write_conversations(conv.ConversationConfig(data=data, out=tmp_path / "c", seed=1,
+                                                           splits=["train"]))
+    samples = json.loads((out / "instruct_train.json").read_text(encoding="utf-8"))
+    raw = {t["value"].removeprefix("<image>\n") for s in samples for t in s["conversations"]
+           if t["from"] == "human"}
+    asked = {q.undecorated(t) for t in raw}
+    assert asked <= set(q.training_questions())
+    assert len(raw - asked) >= 20                             # decorated ones are there too
+    assert not asked & set(q.HELDOUT_ADDRESS_QUESTIONS + q.HELDOUT_UNANSWERABLE_QUESTIONS)
+    assert len(asked & set(q.ADDRESS_QUESTIONS)) >= 40       # the bank is used, not a few phrasings
+
+
+def test_candidate_aware_conversations(tmp_path):
+    from data_gen.dataset import load_dataset_dir
+    from data_gen.errors import DataError
+    data = make_synthetic_dataset(tmp_path / "data", city="Helsinki")
+    rows = load_dataset_dir(data).split("train").to_list()
+    table = {str(r["id"]): [f"{r['street']}, {r['district']}", "Otherkatu, Elsewhere"] for r in rows}
+    path = tmp_path / "cand.json"
+    path.write_text(json.dumps({"k": 2, "splits": {"train": table}}))
+    out = conv.write_conversations(conv.ConversationConfig(data=data, out=tmp_path / "c",
+                                                           splits=["train"], candidates=path))
+    samples = json.loads((out / "instruct_train.json").read_text(encoding="utf-8"))
+    for s, r in zip(samples, rows):
+        first = s["conversations"][0]["value"]
+        head, question = first.split("\n", 2)[1:]
+        assert first.startswith("<image>\n") and head == q.with_candidates("", table[str(r["id"])])[:-1]
+        assert q.undecorated(question) in q.training_questions()
+        assert all(not t["value"].startswith(q.CANDIDATES_PREFIX) for t in s["conversations"][1:])
+    # the candidate line names streets, but a street in the question itself is still a leak
+    leaky = {"id": "x", "conversations": [conv.human(q.with_candidates("Is this Alphakatu?", ["B"]),
+                                                     image=True)]}
+    with pytest.raises(DataError, match="Alphakatu"):
+        conv.check_no_leak([leaky], {"Alphakatu", "B"})
+    del table[str(rows[0]["id"])]
+    path.write_text(json.dumps({"k": 2, "splits": {"train": table}}))
+    with pytest.raises(DataError, match="no candidates for image"):
+        conv.write_conversations(conv.ConversationConfig(data=data, out=tmp_path / "d",
+                                                         splits=["train"], candidates=path))
