@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.backends.base import DEFAULT_PROMPT as DEFAULT_QUESTION  # the question LLaVA-IAL is tuned on
+from data_gen.questions import DESIGN_QUESTION as DEFAULT_QUESTION  # the one question constant
 
 __all__ = ["DEFAULT_QUESTION", "LocalLlava", "ServedLlava"]
 

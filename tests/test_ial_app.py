@@ -23,6 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
+from data_gen.questions import DESIGN_QUESTION
 from ial_app.map_svg import StreetNetwork, render_map
 from ial_app.uploads import UploadError, read_upload
 from stage1_fixtures import small_city  # noqa: F401  (fixture)
@@ -218,7 +219,7 @@ def test_app_in_headless_chromium(full_export, small_city, tmp_path):  # noqa: F
         assert drawn["1"] == top.address and len(drawn) == 5
         assert not css("#ial-map circle.true-location") and not css("#ial-truth")
         wait.until(lambda d: "echo:" in (css("#ial-answer textarea")[0].get_attribute("value") or ""))
-        assert _EchoLLaVA.questions[-1].startswith("Where might this photo")
+        assert _EchoLLaVA.questions[-1] == DESIGN_QUESTION    # the question box starts with it
 
         box = css("#ial-question textarea")[0]
         box.clear()
