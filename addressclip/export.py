@@ -103,21 +103,18 @@ def hf_vision_config(visual: VisionTransformer):
     return cfg
 
 
-def hf_vision_state_dict(visual: VisionTransformer) -> dict[str, torch.Tensor]:
-    """open_clip vision tower weights under CLIPVisionModel names (without ``vision_model.``)."""
-    _check_exportable(visual)
-    t = lambda x: x.detach().to("cpu", torch.float32).contiguous()  # noqa: E731
-    sd = {"embeddings.class_embedding": t(visual.class_embedding),
-          "embeddings.patch_embedding.weight": t(visual.conv1.weight),
-          "embeddings.position_embedding.weight": t(visual.positional_embedding),
-          "pre_layrnorm.weight": t(visual.ln_pre.weight), "pre_layrnorm.bias": t(visual.ln_pre.bias),
-          "post_layernorm.weight": t(visual.ln_post.weight),
-          "post_layernorm.bias": t(visual.ln_post.bias)}
-    for i, blk in enumerate(visual.transformer.resblocks):
-        p = f"encoder.layers.{i}."
-        qw, kw, vw = blk.attn.in_proj_weight.chunk(3, dim=0)
-        qb, kb, vb = blk.attn.in_proj_bias.chunk(3, dim=0)
-        for name, w, b in (("q_proj", qw, qb), ("k_proj", kw, kb), ("v_proj", vw, vb)):
+def _tensor(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().to("cpu", torch.float32).contiguous()
+
+
+def hf_encoder_layers(resblocks, prefix: str = "") -> dict[str, torch.Tensor]:
+    """open_clip residual attention blocks under HF CLIP encoder names (``{prefix}encoder.layers.N.``);
+    the same mapping serves the vision and the text tower."""
+    t, sd = _tensor, {}
+    for i, blk in enumerate(resblocks):
+        p = f"{prefix}encoder.layers.{i}."
+        for name, w, b in zip(("q_proj", "k_proj", "v_proj"), blk.attn.in_proj_weight.chunk(3, dim=0),
+                              blk.attn.in_proj_bias.chunk(3, dim=0)):
             sd[p + f"self_attn.{name}.weight"], sd[p + f"self_attn.{name}.bias"] = t(w), t(b)
         sd[p + "self_attn.out_proj.weight"] = t(blk.attn.out_proj.weight)
         sd[p + "self_attn.out_proj.bias"] = t(blk.attn.out_proj.bias)
@@ -126,6 +123,20 @@ def hf_vision_state_dict(visual: VisionTransformer) -> dict[str, torch.Tensor]:
             sd[p + f"{theirs}.bias"] = t(getattr(blk, ours).bias)
         sd[p + "mlp.fc1.weight"], sd[p + "mlp.fc1.bias"] = t(blk.mlp.c_fc.weight), t(blk.mlp.c_fc.bias)
         sd[p + "mlp.fc2.weight"], sd[p + "mlp.fc2.bias"] = t(blk.mlp.c_proj.weight), t(blk.mlp.c_proj.bias)
+    return sd
+
+
+def hf_vision_state_dict(visual: VisionTransformer) -> dict[str, torch.Tensor]:
+    """open_clip vision tower weights under CLIPVisionModel names (without ``vision_model.``)."""
+    _check_exportable(visual)
+    t = _tensor
+    sd = {"embeddings.class_embedding": t(visual.class_embedding),
+          "embeddings.patch_embedding.weight": t(visual.conv1.weight),
+          "embeddings.position_embedding.weight": t(visual.positional_embedding),
+          "pre_layrnorm.weight": t(visual.ln_pre.weight), "pre_layrnorm.bias": t(visual.ln_pre.bias),
+          "post_layernorm.weight": t(visual.ln_post.weight),
+          "post_layernorm.bias": t(visual.ln_post.bias)}
+    sd.update(hf_encoder_layers(visual.transformer.resblocks))
     return sd
 
 

@@ -44,7 +44,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from addressclip.export import ExportError, hf_vision_config, hf_vision_state_dict, image_processor
+from addressclip.export import (ExportError, hf_encoder_layers, hf_vision_config, hf_vision_state_dict,
+                                image_processor)
 from addressclip.predict import CANDIDATE_LABELS_FILE, FULL_EXPORT_FILE
 
 PARITY_TOL = 1e-4
@@ -120,18 +121,7 @@ def hf_clip_state_dict(clip: nn.Module) -> dict[str, torch.Tensor]:
     sd[p + "embeddings.token_embedding.weight"] = t(clip.token_embedding.weight)
     sd[p + "embeddings.position_embedding.weight"] = t(clip.positional_embedding)
     sd[p + "final_layer_norm.weight"], sd[p + "final_layer_norm.bias"] = t(clip.ln_final.weight), t(clip.ln_final.bias)
-    for i, blk in enumerate(clip.transformer.resblocks):
-        q = f"{p}encoder.layers.{i}."
-        for name, w, b in zip(("q_proj", "k_proj", "v_proj"), blk.attn.in_proj_weight.chunk(3, 0),
-                              blk.attn.in_proj_bias.chunk(3, 0)):
-            sd[q + f"self_attn.{name}.weight"], sd[q + f"self_attn.{name}.bias"] = t(w), t(b)
-        sd[q + "self_attn.out_proj.weight"] = t(blk.attn.out_proj.weight)
-        sd[q + "self_attn.out_proj.bias"] = t(blk.attn.out_proj.bias)
-        for ours, theirs in (("ln_1", "layer_norm1"), ("ln_2", "layer_norm2")):
-            sd[q + f"{theirs}.weight"] = t(getattr(blk, ours).weight)
-            sd[q + f"{theirs}.bias"] = t(getattr(blk, ours).bias)
-        sd[q + "mlp.fc1.weight"], sd[q + "mlp.fc1.bias"] = t(blk.mlp.c_fc.weight), t(blk.mlp.c_fc.bias)
-        sd[q + "mlp.fc2.weight"], sd[q + "mlp.fc2.bias"] = t(blk.mlp.c_proj.weight), t(blk.mlp.c_proj.bias)
+    sd.update(hf_encoder_layers(clip.transformer.resblocks, p))
     return sd
 
 
