@@ -96,7 +96,10 @@ def test_candidate_aware_conversations(tmp_path):
     out = conv.write_conversations(conv.ConversationConfig(data=data, out=tmp_path / "c",
                                                            splits=["train"], candidates=path))
     samples = json.loads((out / "instruct_train.json").read_text(encoding="utf-8"))
-    for s, r in zip(samples, rows):
+    by_image = {r["image"]: r for r in rows}
+    assert {s["image"] for s in samples} == set(by_image)
+    for s in samples:
+        r = by_image[s["image"]]
         first = s["conversations"][0]["value"]
         head, question = first.split("\n", 2)[1:]
         assert first.startswith("<image>\n") and head == q.with_candidates("", table[str(r["id"])])[:-1]
@@ -112,3 +115,32 @@ def test_candidate_aware_conversations(tmp_path):
     with pytest.raises(DataError, match="no candidates for image"):
         conv.write_conversations(conv.ConversationConfig(data=data, out=tmp_path / "d",
                                                          splits=["train"], candidates=path))
+
+
+def test_training_candidates_always_hold_the_truth(tmp_path):
+    """A training list that misses the true street gets it in place of its last entry (answerable
+    conversations only; the rest of the order is kept); evaluation splits and refusals are untouched."""
+    from data_gen.dataset import load_dataset_dir
+    data = make_synthetic_dataset(tmp_path / "data", city="Helsinki")
+    ds = load_dataset_dir(data)
+    table = {sp: {str(r["id"]): ["Otherkatu, Elsewhere", "Thirdkatu, Elsewhere"]
+                  for r in ds.split(sp).to_list()} for sp in ("train", "test")}
+    path = tmp_path / "cand.json"
+    path.write_text(json.dumps({"k": 2, "splits": table}))
+    truths = {r["image"]: f"{r['street']}, {r['district']}"
+              for sp in ("train", "test") for r in ds.split(sp).to_list()}
+
+    def heads(include: bool, split: str) -> list[tuple[str, str, str]]:
+        out = conv.write_conversations(conv.ConversationConfig(
+            data=data, out=tmp_path / f"c{include}{split}", splits=[split], candidates=path,
+            candidates_include_truth=include, weight_unanswerable=0.5))
+        samples = json.loads((out / f"instruct_{split}.json").read_text(encoding="utf-8"))
+        return [(s["kind"], s["image"], s["conversations"][0]["value"].split("\n")[1]) for s in samples]
+
+    answerable = [h for h in heads(True, "train") if h[0] != "unanswerable"]
+    refusals = [h for h in heads(True, "train") if h[0] == "unanswerable"]
+    assert answerable and refusals
+    for _, image, line in answerable:
+        assert line == q.with_candidates("", ["Otherkatu, Elsewhere", truths[image]])[:-1]
+    for _, image, line in refusals + heads(False, "train") + heads(True, "test"):
+        assert line == q.with_candidates("", ["Otherkatu, Elsewhere", "Thirdkatu, Elsewhere"])[:-1]
