@@ -4,21 +4,19 @@ Writes, per split, two JSON lists in the layout LLaVA's training code reads (``i
 ``conversations``: ``[{"from": "human", "value": "<image>\\n..."}, {"from": "gpt", "value": ...}]``):
 
 - ``pretrain_{split}.json``: projector pre-training (feature alignment): image -> its scene caption;
-- ``instruct_{split}.json``: instruction tuning. Per image, one answerable conversation of one of
-  these kinds (chosen by the seeded generator with the weights in :class:`ConversationConfig`):
-  ``address`` (one question, one answer), ``district_street`` (district first, then the street)
-  or ``address_scene`` (the address, then a description of the scene); and, for a share of the
-  images, an ``unanswerable`` one as well (a question the image cannot answer, e.g. the year,
-  answered with a refusal). The refusal is an *extra* conversation about an image that is also
-  asked where it is, so only the question, never the image, tells the two apart. The phrasings
-  come from :mod:`data_gen.questions`, which also keeps the held-out ones training never sees.
+- ``instruct_{split}.json``: instruction tuning. Per image, one conversation of one of these kinds
+  (chosen by the seeded generator with the weights in :class:`ConversationConfig`):
+  ``address`` (one question, one answer), ``district_street`` (district first, then the street),
+  ``address_scene`` (the address, then a description of the scene) and ``unanswerable`` (a
+  question the image cannot answer, e.g. the year, answered with a refusal). The phrasings come
+  from :mod:`data_gen.questions`, which also keeps the held-out ones training never sees.
 
-With ``--candidates`` (candidate-aware answering) each first question is preceded by
-AddressCLIP's top streets for its image. At test time an answer can only be right when the true
-street is in that list, so training teaches choosing from it: where a training image's list lacks
-its true street, the truth replaces the list's last entry in its answerable conversation
-(``--candidates_include_truth``); the order of the others, and so the retrieval ranking the model
-learns to weigh, is kept.
+With ``--candidates`` (candidate-aware answering) each first question is preceded by AddressCLIP's
+top streets for its image. At test time an answer can only be right when the true street is in
+that list, so training teaches choosing from it: a training image whose list lacks its true street
+is asked its answerable question without a list (``--candidates_include_truth``), rather than
+taught to answer off the list. Lists keep retrieval's order, so the model also learns how far to
+trust the ranking.
 
 The street-level answer target is :func:`data_gen.addresses.full_address`, e.g.
 ``"Aleksanterinkatu, Kluuvi, Helsinki, Finland"``. Questions never contain any street, district,
@@ -65,8 +63,7 @@ CAPTION_QUESTIONS = (
     "Summarize the visual content of the image.",
 )
 
-ANSWERABLE_KINDS = ("address", "district_street", "address_scene")
-KINDS = (*ANSWERABLE_KINDS, "unanswerable")
+KINDS = ("address", "district_street", "address_scene", "unanswerable")
 
 
 @dataclass
@@ -85,25 +82,21 @@ class ConversationConfig:
         "help": "candidate-aware answering: JSON of AddressCLIP's top streets per image (python -m "
                 "addressclip.candidates); every first question is preceded by that list"})
     candidates_include_truth: bool = field(default=True, metadata={
-        "help": "training splits: when an image's candidate list lacks its true street, the truth "
-                "replaces the last candidate in its answerable conversation"})
-    weight_address: float = field(default=0.75, metadata={
-        "help": "relative weight of single-turn address Q/A among the answerable kinds"})
-    weight_district_street: float = field(default=0.125, metadata={
-        "help": "relative weight of two-turn conversations: district first, then street"})
-    weight_address_scene: float = field(default=0.125, metadata={
-        "help": "relative weight of two-turn conversations: address, then a scene description"})
-    weight_unanswerable: float = field(default=0.11, metadata={
-        "help": "share of images that also get a question they cannot answer (with a refusal)"})
+        "help": "training split: every candidate list of an answerable conversation holds the true "
+                "street (an image whose list lacks it is asked without a list)"})
+    weight_address: float = field(default=0.66, metadata={"help": "share of single-turn address Q/A"})
+    weight_district_street: float = field(default=0.12, metadata={
+        "help": "share of two-turn conversations: district first, then street"})
+    weight_address_scene: float = field(default=0.12, metadata={
+        "help": "share of two-turn conversations: address, then a scene description"})
+    weight_unanswerable: float = field(default=0.1, metadata={
+        "help": "share of questions the image cannot answer (answered with a refusal)"})
 
     def weights(self) -> list[float]:
-        """Relative weights of :data:`ANSWERABLE_KINDS`."""
-        w = [self.weight_address, self.weight_district_street, self.weight_address_scene]
+        w = [self.weight_address, self.weight_district_street, self.weight_address_scene,
+             self.weight_unanswerable]
         if any(x < 0 for x in w) or sum(w) <= 0:
             raise DataError(f"conversation kind weights must be >= 0 with a positive sum, got {w}")
-        if not 0.0 <= self.weight_unanswerable <= 1.0:
-            raise DataError("weight_unanswerable is a share of images and must be in [0, 1], got "
-                            f"{self.weight_unanswerable}")
         return w
 
 
@@ -187,37 +180,23 @@ def build_split(dataset: IALDataset, split: str, config: ConversationConfig,
     rows = dataset.split(split).select_columns(
         ["id", "image", "street", "district", "city", "caption"]).to_list()
     rng = random.Random(split_seed(config.seed, split))
-    kinds = rng.choices(ANSWERABLE_KINDS, weights=config.weights(), k=len(rows))
-    refused = [rng.random() < config.weight_unanswerable for _ in rows]
+    kinds = rng.choices(KINDS, weights=config.weights(), k=len(rows))
     pretrain = [pretrain_sample(r, rng) for r in rows]
-    instruct, of_row = [], []
-    for i, (r, k) in enumerate(zip(rows, kinds)):
-        instruct.append(instruct_sample(r, k, rng, country))
-        of_row.append(i)
-        if refused[i]:
-            instruct.append(instruct_sample(r, "unanswerable", rng, country))
-            of_row.append(i)
+    instruct = [instruct_sample(r, k, rng, country) for r, k in zip(rows, kinds)]
     if config.candidates is not None:
         table = load_candidates(config.candidates, split)
         include_truth = config.candidates_include_truth and split == "train"
-        for i, s in zip(of_row, instruct):
-            r = rows[i]
+        for r, s in zip(rows, instruct):
             if str(r["id"]) not in table:
                 raise DataError(f"no candidates for image {r['id']!r} of split {split!r}",
                                 path=config.candidates)
-            listed = table[str(r["id"])]
-            if include_truth and s["kind"] != "unanswerable":
-                listed = with_truth(listed, f"{r['street']}, {r['district']}")
+            if (include_truth and s["kind"] != "unanswerable"
+                    and f"{r['street']}, {r['district']}" not in table[str(r["id"])]):
+                continue
             first = s["conversations"][0]
-            first["value"] = human(with_candidates(first["value"][len(IMAGE_TOKEN) + 1:], listed),
-                                   image=True)["value"]
+            first["value"] = human(with_candidates(first["value"][len(IMAGE_TOKEN) + 1:],
+                                                   table[str(r["id"])]), image=True)["value"]
     return pretrain, instruct
-
-
-def with_truth(candidates: list[str], truth: str) -> list[str]:
-    """``candidates`` if they name ``truth`` (a "street, district" label), else the truth in place of
-    the last one."""
-    return candidates if truth in candidates else [*candidates[:-1], truth]
 
 
 def _write_json(path: Path, obj) -> None:

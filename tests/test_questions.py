@@ -117,30 +117,41 @@ def test_candidate_aware_conversations(tmp_path):
                                                          splits=["train"], candidates=path))
 
 
-def test_training_candidates_always_hold_the_truth(tmp_path):
-    """A training list that misses the true street gets it in place of its last entry (answerable
-    conversations only; the rest of the order is kept); evaluation splits and refusals are untouched."""
+def test_training_candidate_lists_hold_the_truth(tmp_path):
+    """Training: an answerable question comes with a list only when the list names the true street
+    (the others are asked without one); refusals and the evaluation splits keep every list."""
     from data_gen.dataset import load_dataset_dir
     data = make_synthetic_dataset(tmp_path / "data", city="Helsinki")
     ds = load_dataset_dir(data)
-    table = {sp: {str(r["id"]): ["Otherkatu, Elsewhere", "Thirdkatu, Elsewhere"]
-                  for r in ds.split(sp).to_list()} for sp in ("train", "test")}
+    truths = {str(r["id"]): f"{r['street']}, {r['district']}"
+              for sp in ("train", "test") for r in ds.split(sp).to_list()}
+    # every second image's list names its street (second place), the others' do not
+    table = {sp: {str(r["id"]): ["Otherkatu, Elsewhere",
+                                 truths[str(r["id"])] if i % 2 else "Thirdkatu, Elsewhere"]
+                  for i, r in enumerate(ds.split(sp).to_list())} for sp in ("train", "test")}
     path = tmp_path / "cand.json"
     path.write_text(json.dumps({"k": 2, "splits": table}))
-    truths = {r["image"]: f"{r['street']}, {r['district']}"
-              for sp in ("train", "test") for r in ds.split(sp).to_list()}
 
-    def heads(include: bool, split: str) -> list[tuple[str, str, str]]:
+    def firsts(include: bool, split: str) -> list[tuple[str, str, str]]:
         out = conv.write_conversations(conv.ConversationConfig(
             data=data, out=tmp_path / f"c{include}{split}", splits=[split], candidates=path,
-            candidates_include_truth=include, weight_unanswerable=0.5))
+            candidates_include_truth=include, weight_unanswerable=0.3))
         samples = json.loads((out / f"instruct_{split}.json").read_text(encoding="utf-8"))
-        return [(s["kind"], s["image"], s["conversations"][0]["value"].split("\n")[1]) for s in samples]
+        return [(s["kind"], s["id"].split("#")[0], s["conversations"][0]["value"]) for s in samples]
 
-    answerable = [h for h in heads(True, "train") if h[0] != "unanswerable"]
-    refusals = [h for h in heads(True, "train") if h[0] == "unanswerable"]
-    assert answerable and refusals
-    for _, image, line in answerable:
-        assert line == q.with_candidates("", ["Otherkatu, Elsewhere", truths[image]])[:-1]
-    for _, image, line in refusals + heads(False, "train") + heads(True, "test"):
-        assert line == q.with_candidates("", ["Otherkatu, Elsewhere", "Thirdkatu, Elsewhere"])[:-1]
+    listed = lambda image_id: q.with_candidates("", table["train"].get(image_id)  # noqa: E731
+                                                or table["test"][image_id])[:-1]
+    seen = {"with": 0, "without": 0, "refusal": 0}
+    for kind, image_id, first in firsts(True, "train"):
+        if kind == "unanswerable":
+            assert listed(image_id) in first
+            seen["refusal"] += 1
+        elif truths[image_id] in table["train"][image_id]:
+            assert listed(image_id) in first
+            seen["with"] += 1
+        else:
+            assert q.CANDIDATES_PREFIX not in first
+            seen["without"] += 1
+    assert min(seen.values()) > 0, seen
+    for _, image_id, first in firsts(False, "train") + firsts(True, "test"):
+        assert listed(image_id) in first
