@@ -421,7 +421,7 @@ def collect_images(inputs: Sequence[str]) -> list[Path]:
 
 
 CSV_FIELDS = ("image", "rank", "address", "street", "cross_street", "district", "city", "lat", "lon",
-              "probability", "unknown", "error")
+              "probability", "unknown", "open_set_score", "error")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -445,9 +445,10 @@ def format_results(results: list[tuple[str, Prediction | str]], fmt: str) -> str
             if isinstance(r, str):
                 w.writerow({"image": img, "error": r})
                 continue
+            score = "" if r.open_set_score is None else f"{r.open_set_score:.6g}"
             for c in r.candidates:
                 w.writerow({"image": img, **asdict(c), "probability": f"{c.probability:.6f}",
-                            "unknown": int(r.unknown), "error": ""})
+                            "unknown": int(r.unknown), "open_set_score": score, "error": ""})
         return buf.getvalue()
     if fmt == "geojson":
         feats = []
@@ -460,7 +461,7 @@ def format_results(results: list[tuple[str, Prediction | str]], fmt: str) -> str
                     if top.lat is not None and top.lon is not None else None)
             feats.append({"type": "Feature", "geometry": geom, "properties": {
                 "image": img, "address": None if r.unknown else top.address, "unknown": r.unknown,
-                "top_probability": r.top_probability,
+                "top_probability": r.top_probability, "open_set_score": r.open_set_score,
                 "candidates": [asdict(c) for c in r.candidates]}})
         return json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False, indent=1)
     raise ValueError(f"unknown output format {fmt!r}")
