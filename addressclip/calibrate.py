@@ -13,7 +13,8 @@ called unknown is measured too: those should mostly be refused.
 The open-set score (``--open-set-score``, default the class-conditional Mahalanobis distance, the
 best of those measured by ``benchmarks/bench_open_set.py``) is fitted on the training split's
 embeddings; its thresholds come from the validation split alone, one for a single photo and one for
-the mean embedding of a location's views (``group_by``). Both it and the top probability are
+each group size n = 2, 3, ... (the mean embedding of the first n views of each location, as
+``group_by`` scores a group; the mean, hence the score, moves with n). Both it and the top probability are
 reported: the share of test photos called unknown, and with ``--other-data`` the AUROC (trained-city
 test photos against the other city's) and the other city's unknown rate, single and grouped.
 
@@ -58,6 +59,21 @@ def topk_hits(logits: np.ndarray, labels: np.ndarray, street_ids: np.ndarray, k:
     pct = lambda x: float(100 * x.mean())  # noqa: E731
     return {"ssa@1": pct(ssa[:, 0]), "ssa@5": pct(ssa.any(1)), "sa@1": pct(sa[:, 0]),
             "sa@5": pct(sa.any(1)), "n": int(len(labels))}
+
+
+def first_views_mean(embeddings: torch.Tensor, keys, n: int) -> torch.Tensor:
+    """Plain mean embeddings of the first ``n`` views (in row order) of every key with at least ``n``."""
+    keys = np.unique(np.asarray(keys).astype(str), return_inverse=True)[1]
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    start = np.r_[0, np.flatnonzero(np.diff(sorted_keys)) + 1]
+    position = np.arange(len(keys)) - np.repeat(start, np.diff(np.r_[start, len(keys)]))
+    rank = np.empty_like(position)
+    rank[order] = position
+    keep = (rank < n) & (np.bincount(keys)[keys] >= n)
+    if not keep.any():
+        return embeddings[:0]
+    return group_mean(embeddings[torch.from_numpy(keep)], list(keys[keep]), normalize=False)[1]
 
 
 def calibrate_run(run_dir: str | Path, *, data: str | None = None, other_data: str | None = None,
@@ -128,23 +144,32 @@ def calibrate_run(run_dir: str | Path, *, data: str | None = None, other_data: s
              "test": (test_emb, list(rows["location_id"]))}
     if other_data:
         views["other"] = (other_emb, list(other_rows["location_id"]))
-    grouped_views = {k: group_mean(e, loc, normalize=False)[1] for k, (e, loc) in views.items()}
+    # groups of n = 2 .. (views per validation location) views: the mean moves with n, so each n
+    # gets its own threshold
+    max_views = int(group_mean(*views["val"])[2].max())
+    kinds = {"single": {k: e for k, (e, _) in views.items()}}
+    for n in range(2, max_views + 1):
+        kinds[f"grouped_{n}"] = {k: first_views_mean(e, loc, n) for k, (e, loc) in views.items()}
     report["open_set"] = {}
     for name, fn in scores.items():
         r = {}
-        for kind, data in (("single", {k: v[0] for k, v in views.items()}), ("grouped", grouped_views)):
-            s = {k: fn(v) for k, v in data.items()}
+        for kind, data in kinds.items():
+            s = {k: fn(v) for k, v in data.items() if len(v)}
+            if "val" not in s:
+                continue
             thr = choose_threshold(s["val"], accept_rate)
-            r[kind] = {"threshold": float(thr), "test_unknown_rate": float((s["test"] < thr).mean())}
-            if "other" in s:
+            r[kind] = {"threshold": float(thr), "n_val": len(s["val"])}
+            if "test" in s:
+                r[kind]["test_unknown_rate"] = float((s["test"] < thr).mean())
+            if "other" in s and "test" in s:
                 r[kind] |= {"other_unknown_rate": float((s["other"] < thr).mean()),
                             "auroc": auroc(s["test"], s["other"])}
         report["open_set"][name] = r
     if fitted is not None:
         chosen = report["open_set"][open_set_score]
         open_set = {"score": open_set_score, "threshold": chosen["single"]["threshold"],
-                    "grouped_threshold": chosen["grouped"]["threshold"],
-                    "grouped_views": float(np.mean(group_mean(*views["val"])[2])),
+                    "grouped_thresholds": {k.split("_")[1]: v["threshold"] for k, v in chosen.items()
+                                           if k.startswith("grouped_")},
                     "file": "open_set.safetensors", "n_train": int(len(train_emb))}
         report["test_unknown_rate"] = chosen["single"]["test_unknown_rate"]
         if other_data:
@@ -187,6 +212,8 @@ def summary(cal: Calibration) -> str:
     for name, by_kind in r.get("open_set", {}).items():
         cells = []
         for kind, x in by_kind.items():
+            if "test_unknown_rate" not in x:
+                continue
             cell = f"{kind} {100 * x['test_unknown_rate']:.1f}%"
             if "auroc" in x:
                 cell += f" / {100 * x['other_unknown_rate']:.1f}%, AUROC {x['auroc']:.3f}"

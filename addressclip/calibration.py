@@ -15,7 +15,7 @@ city still gets *some* top address. Decisions:
   ``1 - accept_rate`` quantile of the validation top probabilities, so that ``accept_rate`` of
   in-city photos are answered. How well it rejects other cities is measured, not assumed.
   A calibration may name a better open-set score (``open_set``: its name, the threshold on it for
-  one photo and for a group of views, its tensors in ``open_set.safetensors``, see
+  one photo and for each size of a group of views, its tensors in ``open_set.safetensors``, see
   :mod:`addressclip.open_set`); it then decides "unknown" instead of the top probability. A file
   without ``open_set`` (written before it existed) keeps the top-probability rule.
 """
@@ -135,8 +135,12 @@ class Calibration:
             if not isinstance(open_set.get("score"), str) or not open_set["score"]:
                 raise ValueError(f"{path}: field 'open_set.score' must name a score, got "
                                  f"{open_set.get('score')!r}")
-            for key in ("threshold", "grouped_threshold"):
-                value = open_set.get(key)
+            grouped = open_set.get("grouped_thresholds", {})
+            if not isinstance(grouped, dict) or not all(k.isdigit() and int(k) >= 2 for k in grouped):
+                raise ValueError(f"{path}: field 'open_set.grouped_thresholds' must map group sizes "
+                                 f"(\"2\", \"3\", ...) to thresholds, got {grouped!r}")
+            for key, value in [("threshold", open_set.get("threshold"))] + [
+                    (f"grouped_thresholds.{k}", v) for k, v in grouped.items()]:
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                     raise ValueError(f"{path}: field 'open_set.{key}' must be a finite number, got {value!r}")
         known = {k: raw[k] for k in ("temperature", "threshold", "accept_rate", "fitted_on", "report")

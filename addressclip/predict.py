@@ -19,8 +19,8 @@ pred.unknown, pred.candidates[0].address, pred.candidates[0].lat, pred.candidate
   that score is below its validation threshold; its tensors are read from
   ``open_set.safetensors`` and checked against the model (a file from another model is an error).
   An older ``calibration.json`` without one keeps the rule "top probability below ``threshold``".
-  A group of several views is scored on the plain mean of its normalised view embeddings, against
-  the threshold fitted on the validation split's groups (``grouped_threshold``).
+  A group of n views is scored on the plain mean of its normalised view embeddings, against the
+  threshold fitted on the validation split's groups of n views (``grouped_thresholds``).
 - **Location** of a candidate: the point of its sub-street geometry (``geometry_wkt``, in the
   dataset's UTM CRS) nearest the geometry's centroid, in WGS 84; data without geometry (released
   annotation sets) fall back to the mean position of the dataset's images of that address.
@@ -342,15 +342,18 @@ class AddressPredictor:
     def open_set_scores(self, embeddings: torch.Tensor, n_views: np.ndarray | None = None
                         ) -> tuple[np.ndarray, np.ndarray] | None:
         """(score, threshold) per row from the calibration's open-set score, None without one;
-        ``n_views`` > 1 marks rows that are group means (held to ``grouped_threshold``)."""
+        ``n_views`` [N] gives the views averaged into each row: a mean of n > 1 views is held to the
+        threshold fitted for n (for more views than calibrated, to the largest n's)."""
         if self.open_set is None:
             return None
         score = self.open_set(embeddings.float()).numpy()
         cfg = self.calibration.open_set
-        thr = np.full(len(score), float(cfg["threshold"]))
-        if n_views is not None:
-            thr[np.asarray(n_views) > 1] = float(cfg["grouped_threshold"])
-        return score, thr
+        by_size = {int(k): float(v) for k, v in cfg.get("grouped_thresholds", {}).items()}
+        table = np.full(max(by_size, default=1) + 1, float(cfg["threshold"]))
+        for n in sorted(by_size):
+            table[n:] = by_size[n]
+        n = np.ones(len(score), dtype=np.int64) if n_views is None else np.asarray(n_views, dtype=np.int64)
+        return score, table[np.minimum(n, len(table) - 1)]
 
     def rank(self, embeddings: torch.Tensor, top_k: int = 5, *, scored: torch.Tensor | None = None,
              n_views: np.ndarray | None = None) -> list[Prediction]:

@@ -157,7 +157,7 @@ def test_open_set_score_decides_unknown_and_groups_use_their_threshold(cities, t
     val = score(torch.from_numpy(cities["val"]).float()).numpy()
     cal = Calibration(temperature=1.0, threshold=0.0,
                       open_set={"score": "mahalanobis", "threshold": float(np.quantile(val, 0.1)),
-                                "grouped_threshold": 1e9})
+                                "grouped_thresholds": {"2": 1e9, "3": -1e9}})
     p = _predictor(cities, cal, open_set=score)
     test, other = (torch.from_numpy(cities[k]).float() for k in ("test", "other"))
     unk_test = np.mean([q.unknown for q in p.rank(test)])
@@ -165,22 +165,35 @@ def test_open_set_score_decides_unknown_and_groups_use_their_threshold(cities, t
     assert unk_test < 0.25 and unk_other > 0.75   # with threshold 0 on top probability: none unknown
     q = p.rank(other[:1])[0]
     assert q.open_set_score == pytest.approx(float(score(other[:1])[0])) and q.to_dict()["open_set_score"]
-    # rows that are means of several views are held to grouped_threshold (here: above every score);
-    # predict(group_by=...) itself is exercised on a trained model in test_addressclip_predict
-    means = p.rank(test[:2], n_views=np.array([2, 1]))
-    assert means[0].unknown and means[0].open_set_threshold == 1e9
-    assert means[1].open_set_threshold == cal.open_set["threshold"]
+    # a mean of n views is held to the threshold fitted for n views; more views than calibrated: the
+    # largest n's; predict(group_by=...) itself runs on a trained model in test_addressclip_predict
+    means = p.rank(test[:4], n_views=np.array([2, 1, 3, 7]))
+    assert [m.open_set_threshold for m in means] == [1e9, cal.open_set["threshold"], -1e9, -1e9]
+    assert means[0].unknown and not means[2].unknown and not means[3].unknown
+
+
+def test_first_views_mean_takes_the_first_n_views_of_each_location():
+    from addressclip.calibrate import first_views_mean
+    emb = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    keys = ["b", "a", "b", "a", "b", "c"]           # b: rows 0 2 4, a: rows 1 3, c: row 5
+    two = first_views_mean(emb, keys, 2)
+    assert two.tolist() == [[2.0, 3.0], [4.0, 5.0]]   # b = mean(rows 0, 2), a = mean(rows 1, 3); c has 1
+    assert first_views_mean(emb, keys, 3).tolist() == [[4.0, 5.0]]
+    assert len(first_views_mean(emb, keys, 4)) == 0
 
 
 def test_calibration_open_set_fields_are_validated(tmp_path):
     base = {"temperature": 1.0, "threshold": 0.1}
     for bad, match in (({"open_set": []}, "'open_set' must be an object"),
-                       ({"open_set": {"threshold": 1.0, "grouped_threshold": 1.0}}, "open_set.score"),
-                       ({"open_set": {"score": "mahalanobis", "threshold": "low", "grouped_threshold": 1.0}},
-                        "open_set.threshold"),
-                       ({"open_set": {"score": "mahalanobis", "threshold": -3.0}}, "open_set.grouped_threshold")):
+                       ({"open_set": {"threshold": 1.0}}, "open_set.score"),
+                       ({"open_set": {"score": "mahalanobis", "threshold": "low"}}, "open_set.threshold"),
+                       ({"open_set": {"score": "mahalanobis", "threshold": -3.0,
+                                      "grouped_thresholds": {"4": None}}}, "open_set.grouped_thresholds.4"),
+                       ({"open_set": {"score": "mahalanobis", "threshold": -3.0,
+                                      "grouped_thresholds": {"one": 1.0}}}, "map group sizes")):
         (tmp_path / "calibration.json").write_text(json.dumps(base | bad))
         with pytest.raises(ValueError, match=match):
             Calibration.load(tmp_path)
-    Calibration(open_set={"score": "mahalanobis", "threshold": -40.0, "grouped_threshold": -30.0}).save(tmp_path)
+    Calibration(open_set={"score": "mahalanobis", "threshold": -40.0,
+                          "grouped_thresholds": {"4": -30.0}}).save(tmp_path)
     assert Calibration.load(tmp_path).open_set["threshold"] == -40.0  # any real number, not a probability

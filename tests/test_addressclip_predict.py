@@ -165,7 +165,8 @@ def test_calibrated_predictor_abstains_and_averages_views(trained_run, synthetic
     val_paths = _split(synthetic_dataset, "val")[2]
     val_unknown = np.mean([q.unknown for q in p.predict(val_paths)])
     assert val_unknown == pytest.approx(0.25, abs=0.08)       # accept_rate 0.75 of validation
-    assert all(g.open_set_threshold == cal.open_set["grouped_threshold"] for g in grouped)
+    assert all(g.open_set_threshold == cal.open_set["grouped_thresholds"]["4"] for g in grouped)
+    assert set(cal.open_set["grouped_thresholds"]) == {"2", "3", "4"}
     p.calibration.open_set["threshold"] = 1e9
     assert all(q.unknown for q in p.predict(paths[:3]))
 
@@ -236,7 +237,7 @@ def test_predictor_loads_the_export_and_agrees_with_the_run(trained_run, synthet
     median = float(ranked[gap:gap + 2].mean())
     save_open_set(score, run, probe=plain.embed([probe_image()]))
     Calibration(temperature=0.7, threshold=0.05,
-                open_set={"score": "mahalanobis", "threshold": median, "grouped_threshold": median}).save(run)
+                open_set={"score": "mahalanobis", "threshold": median}).save(run)
     from addressclip.export import main as export_main
     assert export_main(["--run", str(run), "--full"]) == 0
     full = run / "hf_full"
