@@ -14,8 +14,8 @@ The open-set score (``--open-set-score``, default the class-conditional Mahalano
 best of those measured by ``benchmarks/bench_open_set.py``) is fitted on the training split's
 embeddings; its thresholds come from the validation split alone, one for a single photo and one for
 each group size n = 2, 3, ... (the mean embedding of the first n views of each location, as
-``group_by`` scores a group; the mean, hence the score, moves with n). Both it and the top probability are
-reported: the share of test photos called unknown, and with ``--other-data`` the AUROC (trained-city
+``group_by`` scores a group; the mean, hence the score, moves with n). Both it and the top
+probability are reported: the share of test photos called unknown, and with ``--other-data`` the AUROC (trained-city
 test photos against the other city's) and the other city's unknown rate, single and grouped.
 
 Writes ``RUN/calibration.json`` and ``RUN/open_set.safetensors`` (read by

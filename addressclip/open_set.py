@@ -183,7 +183,8 @@ def fit_open_set(name: str, train_emb, train_labels=None, *, text=None, logit_sc
 
 # ---- storage -----------------------------------------------------------------------------------------
 
-def save_open_set(score: _Score, directory: str | Path, *, probe: torch.Tensor, info: dict | None = None) -> Path:
+def save_open_set(score: _Score, directory: str | Path, *, probe: torch.Tensor,
+                  info: dict | None = None) -> Path:
     """Atomic write of ``DIR/open_set.safetensors``: the score's tensors, the probe embedding, and
     in the metadata the score's name and constructor settings."""
     from safetensors.torch import save_file

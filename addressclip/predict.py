@@ -365,7 +365,8 @@ class AddressPredictor:
         top_p, top_i = top_p.numpy(), top_i.numpy()
         open_set = self.open_set_scores(embeddings if scored is None else scored, n_views)
         if open_set is None:
-            unknown, score, thr = top_p[:, 0] < self.calibration.threshold, [None] * len(top_p), [None] * len(top_p)
+            unknown = top_p[:, 0] < self.calibration.threshold
+            score = thr = [None] * len(top_p)
         else:
             score, thr = open_set
             unknown = score < thr

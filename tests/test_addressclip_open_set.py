@@ -69,7 +69,8 @@ def test_mahalanobis_is_the_textbook_distance(cities):
     got = fit_open_set("mahalanobis", x, y, ridge=ridge)(torch.from_numpy(pts).float()).numpy()
     assert got == pytest.approx(expected, rel=1e-3)
     # relative: minus the excess over the distance to one Gaussian of all training photos
-    g_vi = np.linalg.inv(np.cov(x, rowvar=False, bias=True) + ridge * np.trace(np.cov(x, rowvar=False, bias=True)) / D * np.eye(D))
+    cov = np.cov(x, rowvar=False, bias=True)
+    g_vi = np.linalg.inv(cov + ridge * np.trace(cov) / D * np.eye(D))
     rel = [e + mahalanobis(p, x.mean(0), g_vi) ** 2 for e, p in zip(expected, pts)]
     got = fit_open_set("relative_mahalanobis", x, y, ridge=ridge)(torch.from_numpy(pts).float()).numpy()
     assert got == pytest.approx(rel, rel=1e-3)
