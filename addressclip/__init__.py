@@ -16,7 +16,8 @@ three losses and their decisions), ``data`` (datasets, transforms, batch sampler
 (torchrun environment, gathers with gradient), ``scheduler`` (warm-up + cosine), ``precision``,
 ``checkpoint`` (atomic, weights_only-safe), ``train``, ``evaluate``, ``export`` (vision tower) and
 ``export_full`` (CLIPModel), ``ablation``, ``predict`` (:class:`~addressclip.predict.AddressPredictor`),
-``calibration`` (temperature, ECE, threshold) and ``calibrate`` (fits and measures them).
+``calibration`` (temperature, ECE, threshold), ``open_set`` (scores of how much a photo looks like
+the trained city, stored as safetensors) and ``calibrate`` (fits and measures them).
 
 Decisions on points the paper leaves open are documented where they are implemented: losses and
 their reduction in :mod:`addressclip.losses`, text and pixel preprocessing in :mod:`addressclip.data`,

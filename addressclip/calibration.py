@@ -14,6 +14,10 @@ city still gets *some* top address. Decisions:
   is chosen on validation (trained-city photos only, as a user has no photos of "elsewhere"): the
   ``1 - accept_rate`` quantile of the validation top probabilities, so that ``accept_rate`` of
   in-city photos are answered. How well it rejects other cities is measured, not assumed.
+  A calibration may name a better open-set score (``open_set``: its name, the threshold on it for
+  one photo and for each size of a group of views, its tensors in ``open_set.safetensors``, see
+  :mod:`addressclip.open_set`); it then decides "unknown" instead of the top probability. A file
+  without ``open_set`` (written before it existed) keeps the top-probability rule.
 """
 
 from __future__ import annotations
@@ -89,6 +93,12 @@ class Calibration:
     accept_rate: float = DEFAULT_ACCEPT_RATE
     fitted_on: str = ""
     report: dict = field(default_factory=dict)
+    open_set: dict = field(default_factory=dict)   # {} = unknown when top probability < threshold
+
+    @property
+    def open_set_score(self) -> str:
+        """The score that decides "unknown"."""
+        return self.open_set.get("score", "top_probability")
 
     def save(self, directory: str | Path) -> Path:
         """Atomic write of ``DIR/calibration.json``."""
@@ -118,6 +128,21 @@ class Calibration:
             raise ValueError(f"{path}: field 'temperature' must be > 0, got {raw['temperature']}")
         if not 0.0 <= raw["threshold"] <= 1.0:
             raise ValueError(f"{path}: field 'threshold' must be a probability, got {raw['threshold']}")
+        open_set = raw.get("open_set", {})
+        if not isinstance(open_set, dict):
+            raise ValueError(f"{path}: field 'open_set' must be an object, got {open_set!r}")
+        if open_set:
+            if not isinstance(open_set.get("score"), str) or not open_set["score"]:
+                raise ValueError(f"{path}: field 'open_set.score' must name a score, got "
+                                 f"{open_set.get('score')!r}")
+            grouped = open_set.get("grouped_thresholds", {})
+            if not isinstance(grouped, dict) or not all(k.isdigit() and int(k) >= 2 for k in grouped):
+                raise ValueError(f"{path}: field 'open_set.grouped_thresholds' must map group sizes "
+                                 f"(\"2\", \"3\", ...) to thresholds, got {grouped!r}")
+            for key, value in [("threshold", open_set.get("threshold"))] + [
+                    (f"grouped_thresholds.{k}", v) for k, v in grouped.items()]:
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                    raise ValueError(f"{path}: field 'open_set.{key}' must be a finite number, got {value!r}")
         known = {k: raw[k] for k in ("temperature", "threshold", "accept_rate", "fitted_on", "report")
                  if k in raw}
-        return cls(**known)
+        return cls(**known, open_set=open_set)

@@ -20,7 +20,8 @@ Folder: ``config.json`` (``CLIPConfig``), ``model.safetensors`` (``vision_model.
 vocabulary and merges; ``CLIPImageProcessorPil``, whose PIL bicubic resize gives open_clip's eval
 pixels exactly, where the torchvision-backed ``CLIPImageProcessor`` differs by up to 0.015 on
 non-square photos), ``addresses.json`` (the dataset's candidates with geometry),
-``candidate_addresses.json`` (the labels in class order), ``calibration.json`` when the run has one,
+``candidate_addresses.json`` (the labels in class order), ``calibration.json`` when the run has one
+(and ``open_set.safetensors`` when it names an open-set score),
 and ``addressclip_full_export.json`` (provenance, parity figures).
 
 Mapping of the text tower (open_clip -> HF ``text_model``): ``token_embedding`` ->
@@ -153,7 +154,8 @@ def export_full(clip: nn.Module, preprocess_cfg: dict, tokenizer, addresses: dic
                 candidate_lonlat: dict | None = None) -> dict:
     """Write the folder atomically (temporary name, then rename) after checking parity."""
     from transformers import AutoTokenizer, CLIPModel
-    from addressclip.calibration import CALIBRATION_FILE
+    from addressclip.calibration import CALIBRATION_FILE, Calibration
+    from addressclip.open_set import OPEN_SET_FILE
     from addressclip.predict import load_candidates
     _check_text_exportable(clip, tokenizer)
     candidates = load_candidates(addresses, fallback_lonlat=candidate_lonlat)
@@ -178,6 +180,11 @@ def export_full(clip: nn.Module, preprocess_cfg: dict, tokenizer, addresses: dic
         has_cal = calibration_dir is not None and (Path(calibration_dir) / CALIBRATION_FILE).is_file()
         if has_cal:
             shutil.copyfile(Path(calibration_dir) / CALIBRATION_FILE, tmp / CALIBRATION_FILE)
+            if Calibration.load(calibration_dir).open_set:   # the predictor abstains the same way
+                if not (Path(calibration_dir) / OPEN_SET_FILE).is_file():
+                    raise ExportError(f"{Path(calibration_dir) / CALIBRATION_FILE} names an open-set "
+                                      f"score but {OPEN_SET_FILE} is missing; rerun addressclip.calibrate")
+                shutil.copyfile(Path(calibration_dir) / OPEN_SET_FILE, tmp / OPEN_SET_FILE)
         from transformers.utils import logging as hf_logging
         hf_logging.disable_progress_bar()
         hf, info = CLIPModel.from_pretrained(tmp, output_loading_info=True, use_safetensors=True)

@@ -14,6 +14,13 @@ pred.unknown, pred.candidates[0].address, pred.candidates[0].lat, pred.candidate
   open-set threshold stored beside the model in ``calibration.json`` (``python -m
   addressclip.calibrate``, see :mod:`addressclip.calibration`); without that file ``T = 1`` and
   nothing is called unknown (a warning says so).
+- **Unknown**: when ``calibration.json`` names an open-set score (:mod:`addressclip.open_set`, by
+  default the Mahalanobis distance to the nearest training class mean), a photo is unknown when
+  that score is below its validation threshold; its tensors are read from
+  ``open_set.safetensors`` and checked against the model (a file from another model is an error).
+  An older ``calibration.json`` without one keeps the rule "top probability below ``threshold``".
+  A group of n views is scored on the plain mean of its normalised view embeddings, against the
+  threshold fitted on the validation split's groups of n views (``grouped_thresholds``).
 - **Location** of a candidate: the point of its sub-street geometry (``geometry_wkt``, in the
   dataset's UTM CRS) nearest the geometry's centroid, in WGS 84; data without geometry (released
   annotation sets) fall back to the mean position of the dataset's images of that address.
@@ -43,6 +50,7 @@ import torch
 from PIL import Image
 
 from addressclip.calibration import Calibration
+from addressclip.open_set import load_open_set
 from data_gen.errors import DataError
 from data_gen.photos import _to_rgb, open_rgb
 
@@ -90,11 +98,15 @@ class Prediction:
     top_probability: float
     group: object = None
     n_views: int = 1
+    open_set_score: float | None = None      # the calibration's open-set score, when it names one
+    open_set_threshold: float | None = None  # ... and the threshold it was held to
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {"unknown": self.unknown, "top_probability": self.top_probability,
                "candidates": [asdict(c) for c in self.candidates], **self.extra}
+        if self.open_set_score is not None:
+            out["open_set_score"], out["open_set_threshold"] = self.open_set_score, self.open_set_threshold
         if self.group is not None:
             out["group"], out["n_views"] = self.group, self.n_views
         return out
@@ -232,8 +244,10 @@ def to_rgb(image) -> Image.Image:
     raise TypeError(f"expected an image path or a PIL image, got {type(image).__name__}")
 
 
-def group_mean(embeddings: torch.Tensor, keys: Sequence) -> tuple[list, torch.Tensor, np.ndarray]:
-    """Unique keys (first-appearance order), their renormalised mean embeddings and view counts."""
+def group_mean(embeddings: torch.Tensor, keys: Sequence, *, normalize: bool = True
+               ) -> tuple[list, torch.Tensor, np.ndarray]:
+    """Unique keys (first-appearance order), their renormalised (``normalize=False``: plain) mean
+    embeddings and view counts."""
     if len(keys) != embeddings.shape[0]:
         raise ValueError(f"group_by has {len(keys)} keys for {embeddings.shape[0]} images")
     order: dict = {}
@@ -241,6 +255,8 @@ def group_mean(embeddings: torch.Tensor, keys: Sequence) -> tuple[list, torch.Te
     sums = torch.zeros(len(order), embeddings.shape[1], dtype=embeddings.dtype)
     sums.index_add_(0, index, embeddings.cpu())
     counts = np.bincount(index.numpy(), minlength=len(order))
+    if not normalize:
+        return list(order), sums / torch.from_numpy(counts).to(sums.dtype)[:, None], counts
     return list(order), torch.nn.functional.normalize(sums, dim=-1), counts
 
 
@@ -248,8 +264,10 @@ class AddressPredictor:
     """Ranked, calibrated addresses for photos from a stage-one run or a full export."""
 
     def __init__(self, backend, candidates: list[Candidate], calibration: Calibration | None = None,
-                 *, source: str = "", addresses: dict | None = None):
+                 *, source: str = "", addresses: dict | None = None,
+                 open_set: torch.nn.Module | None = None):
         self.backend = backend
+        self.open_set = open_set  # scores embeddings, higher = more like the trained city
         self.candidates = candidates
         self.calibration = calibration or Calibration()
         self.calibrated = calibration is not None
@@ -293,7 +311,11 @@ class AddressPredictor:
         if calibration and cal is None:
             log.warning("%s: no calibration.json; probabilities are uncalibrated (T=1) and no photo is "
                         "called unknown. Run `python -m addressclip.calibrate --run RUN`.", cal_dir)
-        return cls(backend, candidates, cal, source=str(path), addresses=addresses)
+        predictor = cls(backend, candidates, cal, source=str(path), addresses=addresses)
+        if cal is not None and cal.open_set:
+            predictor.open_set = load_open_set(cal_dir, lambda im: predictor.embed([im]),
+                                               expected_name=cal.open_set["score"])
+        return predictor
 
     # -- embeddings --
     @property
@@ -317,17 +339,44 @@ class AddressPredictor:
         return torch.softmax(self.logits(embeddings) / self.calibration.temperature, dim=1)
 
     # -- predictions --
-    def rank(self, embeddings: torch.Tensor, top_k: int = 5) -> list[Prediction]:
+    def open_set_scores(self, embeddings: torch.Tensor, n_views: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(score, threshold) per row from the calibration's open-set score, None without one;
+        ``n_views`` [N] gives the views averaged into each row: a mean of n > 1 views is held to the
+        threshold fitted for n (for more views than calibrated, to the largest n's)."""
+        if self.open_set is None:
+            return None
+        score = self.open_set(embeddings.float()).numpy()
+        cfg = self.calibration.open_set
+        by_size = {int(k): float(v) for k, v in cfg.get("grouped_thresholds", {}).items()}
+        table = np.full(max(by_size, default=1) + 1, float(cfg["threshold"]))
+        for n in sorted(by_size):
+            table[n:] = by_size[n]
+        n = np.ones(len(score), dtype=np.int64) if n_views is None else np.asarray(n_views, dtype=np.int64)
+        return score, table[np.minimum(n, len(table) - 1)]
+
+    def rank(self, embeddings: torch.Tensor, top_k: int = 5, *, scored: torch.Tensor | None = None,
+             n_views: np.ndarray | None = None) -> list[Prediction]:
+        """Predictions of rows of normalised ``embeddings``; the open-set score is taken of
+        ``scored`` (default: the same rows; for groups, the plain means of their views)."""
         probs = self.probabilities(embeddings)
         k = max(1, min(top_k, probs.shape[1]))
         top_p, top_i = probs.topk(k, dim=1)
         top_p, top_i = top_p.numpy(), top_i.numpy()
-        thr = self.calibration.threshold
+        open_set = self.open_set_scores(embeddings if scored is None else scored, n_views)
+        if open_set is None:
+            unknown = top_p[:, 0] < self.calibration.threshold
+            score = thr = [None] * len(top_p)
+        else:
+            score, thr = open_set
+            unknown = score < thr
         preds = []
-        for p_row, i_row in zip(top_p, top_i):
+        for j, (p_row, i_row) in enumerate(zip(top_p, top_i)):
             cands = [RankedAddress(rank=r + 1, probability=float(p), **asdict(self.candidates[i]))
                      for r, (p, i) in enumerate(zip(p_row, i_row))]
-            preds.append(Prediction(cands, unknown=bool(p_row[0] < thr), top_probability=float(p_row[0])))
+            preds.append(Prediction(cands, unknown=bool(unknown[j]), top_probability=float(p_row[0]),
+                                    open_set_score=None if score[j] is None else float(score[j]),
+                                    open_set_threshold=None if thr[j] is None else float(thr[j])))
         return preds
 
     def predict(self, images, top_k: int = 5, *, group_by: Sequence | None = None,
@@ -339,7 +388,8 @@ class AddressPredictor:
         if group_by is None:
             return self.rank(emb, top_k)
         keys, mean, counts = group_mean(emb, list(group_by))
-        preds = self.rank(mean, top_k)
+        plain = group_mean(emb, list(group_by), normalize=False)[1] if self.open_set is not None else None
+        preds = self.rank(mean, top_k, scored=plain, n_views=counts)
         for p, k, n in zip(preds, keys, counts):
             p.group, p.n_views = k, int(n)
         return preds
@@ -375,7 +425,7 @@ def collect_images(inputs: Sequence[str]) -> list[Path]:
 
 
 CSV_FIELDS = ("image", "rank", "address", "street", "cross_street", "district", "city", "lat", "lon",
-              "probability", "unknown", "error")
+              "probability", "unknown", "open_set_score", "error")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -399,9 +449,10 @@ def format_results(results: list[tuple[str, Prediction | str]], fmt: str) -> str
             if isinstance(r, str):
                 w.writerow({"image": img, "error": r})
                 continue
+            score = "" if r.open_set_score is None else f"{r.open_set_score:.6g}"
             for c in r.candidates:
                 w.writerow({"image": img, **asdict(c), "probability": f"{c.probability:.6f}",
-                            "unknown": int(r.unknown), "error": ""})
+                            "unknown": int(r.unknown), "open_set_score": score, "error": ""})
         return buf.getvalue()
     if fmt == "geojson":
         feats = []
@@ -414,7 +465,7 @@ def format_results(results: list[tuple[str, Prediction | str]], fmt: str) -> str
                     if top.lat is not None and top.lon is not None else None)
             feats.append({"type": "Feature", "geometry": geom, "properties": {
                 "image": img, "address": None if r.unknown else top.address, "unknown": r.unknown,
-                "top_probability": r.top_probability,
+                "top_probability": r.top_probability, "open_set_score": r.open_set_score,
                 "candidates": [asdict(c) for c in r.candidates]}})
         return json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False, indent=1)
     raise ValueError(f"unknown output format {fmt!r}")

@@ -9,7 +9,10 @@
   the file to the address shown on the page (upload, queue, handler, rendering), median over N.
 
     python benchmarks/bench_predict.py [--model runs/helsinki/addressclip] [--images 860] [--batch 64]
-                                       [--browser 20]
+                                       [--browser 20] [--compare-open-set --rounds 2]
+
+``--compare-open-set`` times the batched and one-image runs again without the open-set score
+(``calibration.json``'s, e.g. the Mahalanobis distance), to show what abstaining costs.
 
 Candidate text embeddings are computed once before timing (the predictor caches them).
 """
@@ -30,6 +33,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--single", type=int, default=50, help="repetitions for one-image latency")
     p.add_argument("--browser", type=int, default=0, help="photos uploaded through the page")
+    p.add_argument("--compare-open-set", action="store_true",
+                   help="also time prediction without the stored open-set score (top-probability rule)")
+    p.add_argument("--rounds", type=int, default=1, help="repetitions of the batched and one-image timings")
     a = p.parse_args()
     torch.set_grad_enabled(False)
     from addressclip.predict import AddressPredictor
@@ -48,20 +54,37 @@ def main() -> None:
     _ = pred.text_features
     pred.predict(paths[:a.batch], batch_size=a.batch)          # warm-up
 
-    t0 = time.perf_counter()
-    pred.predict(paths, batch_size=a.batch)
-    dt = time.perf_counter() - t0
-    print(f"threads {torch.get_num_threads()}, {len(pred.candidates)} candidates")
-    print(f"batched (batch {a.batch}): {len(paths)} images in {dt:.2f} s = {len(paths) / dt:.0f} images/s")
-
-    single = []
-    for path in paths[:a.single]:
-        t = time.perf_counter()
-        pred.predict([path])
-        single.append(1000 * (time.perf_counter() - t))
-    single.sort()
-    print(f"one image: median {statistics.median(single):.1f} ms, p90 "
-          f"{single[int(0.9 * (len(single) - 1))]:.1f} ms over {len(single)}")
+    print(f"threads {torch.get_num_threads()}, {len(pred.candidates)} candidates, open-set score "
+          f"{pred.calibration.open_set_score}")
+    stored = pred.open_set
+    # with the stored open-set score, then (--compare-open-set) without it, interleaved per round
+    modes = [("", stored)] + ([(" (top-probability rule)", None)] if a.compare_open_set and stored else [])
+    for label, score in modes * a.rounds:
+        pred.open_set = score
+        t0 = time.perf_counter()
+        pred.predict(paths, batch_size=a.batch)
+        dt = time.perf_counter() - t0
+        print(f"batched (batch {a.batch}){label}: {len(paths)} images in {dt:.2f} s = "
+              f"{len(paths) / dt:.0f} images/s")
+        single = []
+        for path in paths[:a.single]:
+            t = time.perf_counter()
+            pred.predict([path])
+            single.append(1000 * (time.perf_counter() - t))
+        single.sort()
+        print(f"one image{label}: median {statistics.median(single):.1f} ms, p90 "
+              f"{single[int(0.9 * (len(single) - 1))]:.1f} ms over {len(single)}")
+    pred.open_set = stored
+    if stored is not None:   # the score alone, on embeddings: what abstaining adds to a prediction
+        emb = pred.embed(paths, batch_size=a.batch)
+        for rows in (emb, emb[:1]):
+            reps = max(1, 2000 // len(rows))
+            t = time.perf_counter()
+            for _ in range(reps):
+                pred.open_set_scores(rows)
+            dt = (time.perf_counter() - t) / reps
+            print(f"open-set score alone ({pred.calibration.open_set_score}), {len(rows)} embeddings: "
+                  f"{1000 * dt:.3f} ms ({1e6 * dt / len(rows):.1f} us per image)")
 
     app = []
     for path in paths[:a.single]:

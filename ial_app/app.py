@@ -92,7 +92,11 @@ def result_html(pred, truth: KnownPhoto | None, threshold: float) -> str:
                     f'<td>{html.escape(c.district)}</td><td>{loc}</td>'
                     f'<td>{100 * c.probability:.1f}%</td></tr>')
     top = pred.candidates[0]
-    if pred.unknown:
+    if pred.unknown and pred.open_set_score is not None:
+        verdict = (f'<div id="ial-verdict" class="unknown">Not from this city, probably: the photo is '
+                   f'unlike the training photos (open-set score {pred.open_set_score:.2f}, below the '
+                   f'{pred.open_set_threshold:.2f} needed). Closest candidates:</div>')
+    elif pred.unknown:
         verdict = (f'<div id="ial-verdict" class="unknown">Not from this city, probably: the best '
                    f'address has {100 * pred.top_probability:.1f}%, below the '
                    f'{100 * threshold:.1f}% needed. Closest candidates:</div>')

@@ -73,3 +73,17 @@ def test_a_wrong_mapping_is_caught_and_leaves_nothing(small_city, tmp_path, monk
         ef.export_full(clip, cfg["preprocess_cfg"], tokenizer, load_dataset_dir(small_city).addresses,
                        tmp_path / "full")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_calibration_naming_a_missing_open_set_file_is_refused(small_city, tmp_path):
+    """The export's predictor must abstain as the run's does: no silent fallback to top probability."""
+    from addressclip.calibration import Calibration
+    from data_gen.dataset import load_dataset_dir
+    clip, cfg = create_clip("AddressCLIP-Tiny")
+    cal = tmp_path / "run"
+    cal.mkdir()
+    Calibration(open_set={"score": "mahalanobis", "threshold": -10.0}).save(cal)
+    with pytest.raises(ExportError, match="open_set.safetensors is missing"):
+        ef.export_full(clip, cfg["preprocess_cfg"], open_clip.get_tokenizer("AddressCLIP-Tiny"),
+                       load_dataset_dir(small_city).addresses, tmp_path / "full", calibration_dir=cal)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -153,12 +153,30 @@ def test_calibrated_predictor_abstains_and_averages_views(trained_run, synthetic
     assert manual.candidates[0].address == grouped[0].candidates[0].address
     assert manual.top_probability == pytest.approx(grouped[0].top_probability, rel=1e-5)
 
+    # the open-set score (Mahalanobis, fitted on the training split) decides unknown, not the top
+    # probability; its thresholds come from validation
+    assert cal.open_set["score"] == "mahalanobis" and (run / "open_set.safetensors").is_file()
+    assert set(r["open_set"]) == {"top_probability", "mahalanobis"}
     single = p.predict(paths)
     unknown = np.array([q.unknown for q in single])
-    top = np.array([q.top_probability for q in single])
-    assert (unknown == (top < p.calibration.threshold)).all()
-    p.calibration.threshold = 1.0
+    score = np.array([q.open_set_score for q in single])
+    assert (unknown == (score < cal.open_set["threshold"])).all()
+    assert r["test_unknown_rate"] == pytest.approx(unknown.mean())
+    val_paths = _split(synthetic_dataset, "val")[2]
+    val_unknown = np.mean([q.unknown for q in p.predict(val_paths)])
+    assert val_unknown == pytest.approx(0.25, abs=0.08)       # accept_rate 0.75 of validation
+    assert all(g.open_set_threshold == cal.open_set["grouped_thresholds"]["4"] for g in grouped)
+    assert set(cal.open_set["grouped_thresholds"]) == {"2", "3", "4"}
+    p.calibration.open_set["threshold"] = 1e9
     assert all(q.unknown for q in p.predict(paths[:3]))
+
+    # a score stored by another model (the run's untrained init here) is refused, not misused
+    from addressclip.open_set import OpenSetError
+    with pytest.raises(OpenSetError, match="another model"):
+        AddressPredictor.from_pretrained(run, checkpoint="init")
+    (run / "open_set.safetensors").unlink()
+    with pytest.raises(OpenSetError, match="missing"):
+        AddressPredictor.from_pretrained(run)
 
 
 @pytest.mark.slow
@@ -204,15 +222,32 @@ def test_predictor_loads_the_export_and_agrees_with_the_run(trained_run, synthet
     from addressclip.calibration import Calibration
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    Calibration(temperature=0.7, threshold=0.05).save(run)
+    from addressclip.open_set import fit_open_set, probe_image, save_open_set
+    from data_gen.dataset import load_dataset_dir
+    from addressclip.data import CandidateSet
+    plain = AddressPredictor.from_pretrained(run, calibration=False)
+    ial, rows, train = _split(synthetic_dataset, "train")
+    score = fit_open_set("mahalanobis", plain.embed(train).numpy(),
+                         CandidateSet.from_dataset(load_dataset_dir(synthetic_dataset)).labels(ial, "train"))
+    imgs = sorted((synthetic_dataset / "images").glob("*.jpg"))[:24]
+    # a threshold between two scores far apart near the middle: about half of the images unknown,
+    # none so near it that the backends' ~1e-6 differences decide
+    ranked = np.sort(score(plain.embed(imgs)).numpy())
+    gap = 6 + int(np.argmax(np.diff(ranked[6:19])))
+    median = float(ranked[gap:gap + 2].mean())
+    save_open_set(score, run, probe=plain.embed([probe_image()]))
+    Calibration(temperature=0.7, threshold=0.05,
+                open_set={"score": "mahalanobis", "threshold": median}).save(run)
     from addressclip.export import main as export_main
     assert export_main(["--run", str(run), "--full"]) == 0
     full = run / "hf_full"
     assert json.loads((full / "calibration.json").read_text())["temperature"] == 0.7
+    assert (full / "open_set.safetensors").is_file()
     a = AddressPredictor.from_pretrained(run)
-    b = AddressPredictor.from_pretrained(full)
-    imgs = sorted((synthetic_dataset / "images").glob("*.jpg"))[:24]
+    b = AddressPredictor.from_pretrained(full)                 # its probe check passes on the HF model
     pa, pb = a.predict(imgs), b.predict(imgs)
+    assert 0 < sum(p.unknown for p in pa) < len(pa)
+    assert np.allclose([p.open_set_score for p in pa], [p.open_set_score for p in pb], rtol=1e-3, atol=1e-3)
     assert [[c.address for c in p.candidates] for p in pa] == [[c.address for c in p.candidates] for p in pb]
     assert np.allclose([p.top_probability for p in pa], [p.top_probability for p in pb], atol=1e-5)
     assert [p.unknown for p in pa] == [p.unknown for p in pb]

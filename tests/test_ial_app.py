@@ -84,6 +84,11 @@ def test_result_says_unknown_below_the_threshold():
          for i, p in enumerate([0.04, 0.03])]
     html_unknown = result_html(Prediction(c, unknown=True, top_probability=0.04), None, 0.1)
     assert "Not from this city" in html_unknown and "10.0%" in html_unknown
+    # decided by the open-set score: the page names that score and its threshold, not the probability's
+    by_score = result_html(Prediction(c, unknown=True, top_probability=0.04, open_set_score=-41.5,
+                                      open_set_threshold=-30.25), None, 0.1)
+    assert "Not from this city" in by_score and "unlike the training photos" in by_score
+    assert "-41.50" in by_score and "-30.25" in by_score and "10.0%" not in by_score
     html_known = result_html(Prediction(c, unknown=False, top_probability=0.04),
                              KnownPhoto("S1 & T, D", (0.0, 0.0)), 0.01)
     assert 'data-address="S0 &amp; T, D"' in html_known and "(rank 2)" in html_known
