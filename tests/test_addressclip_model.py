@@ -179,3 +179,31 @@ def test_openai_release_file_gets_quick_gelu_by_its_hash(tmp_path, monkeypatch):
     other.write_bytes(b"someone else's weights")
     assert m.resolve_quick_gelu("ViT-B-32", str(other), None) is False
     assert m.openai_release_sha256("AddressCLIP-Tiny") is None
+
+
+@pytest.mark.parametrize("name", ["AddressCLIP-Tiny", "ViT-B-32"])
+def test_trimmed_text_encoder_equals_the_padded_one_with_gradients(name):
+    """Both text towers (ViT-B-32 built from its config, random weights, nothing downloaded): the
+    trimmed encoder gives open_clip's features and the same gradients while its transformer runs only
+    as many positions as the longest text of the batch, not the 77 of the context."""
+    torch.manual_seed(0)
+    model, _ = create_clip(name)
+    tok = open_clip.get_tokenizer(name)
+    tokens = tok(["Mannerheimintie & Lonnrotinkatu, Kamppi", "x",
+                  "a street view of a red building with parked cars, Alphakatu & Northtie, Kallio"])
+    longest = int(tokens.argmax(-1).max()) + 1
+    seen = []
+    hook = model.transformer.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[1]))
+    try:
+        ref = model.encode_text(tokens)
+        ref_grads = torch.autograd.grad(ref.square().sum(), [model.token_embedding.weight,
+                                                             model.transformer.resblocks[0].mlp.c_fc.weight])
+        got = encode_text(model, tokens)
+        got_grads = torch.autograd.grad(got.square().sum(), [model.token_embedding.weight,
+                                                             model.transformer.resblocks[0].mlp.c_fc.weight])
+    finally:
+        hook.remove()
+    assert seen == [tokens.shape[1], longest] and longest < 30
+    assert torch.allclose(ref, got, atol=1e-5, rtol=1e-4)
+    for a, b in zip(ref_grads, got_grads):       # float32 sums in another order: relative to scale
+        assert (a - b).abs().max() <= 1e-5 * a.abs().max()
