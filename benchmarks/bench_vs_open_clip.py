@@ -8,7 +8,9 @@ machine in the same invocation:
   format: image path, address text) of the first N training images, plain CLIP loss;
 - ``addressclip-address``: ``python -m addressclip.train`` on the same N images (``--limit-train``),
   address loss only (alpha=1, beta=0, gamma=0);
-- ``addressclip-all``: the same with all three losses (alpha=1, beta=0.2, gamma=0.8).
+- ``addressclip-all``: the same with all three losses (alpha=1, beta=0.2, gamma=0.8);
+- ``addressclip-address-grouped``, ``addressclip-all-grouped``: the same with ``--text-length-groups``
+  (each batch's texts in groups of similar length, see ``addressclip.model.length_groups``).
 
 Same model (random initialisation, no downloads; the tiny config is registered for open_clip by
 importing ``addressclip.model`` in a two-line launcher), same batch, same torch threads
@@ -36,9 +38,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SYSTEMS = ("open_clip", "addressclip-address", "addressclip-all")
+SYSTEMS = ("open_clip", "addressclip-address", "addressclip-all", "addressclip-address-grouped",
+           "addressclip-all-grouped")
 WEIGHTS = {"addressclip-address": ["--alpha", "1", "--beta", "0", "--gamma", "0"],
            "addressclip-all": ["--alpha", "1", "--beta", "0.2", "--gamma", "0.8"]}
+WEIGHTS["addressclip-address-grouped"] = WEIGHTS["addressclip-address"] + ["--text-length-groups"]
+WEIGHTS["addressclip-all-grouped"] = WEIGHTS["addressclip-all"] + ["--text-length-groups"]
 DEFAULT_IMAGES = {"AddressCLIP-Tiny": 1024, "ViT-B-32": 256}
 OPEN_CLIP_LAUNCHER = ("import sys, addressclip.model  # registers AddressCLIP-Tiny with open_clip\n"
                       "from open_clip_train.main import main\nmain(sys.argv[1:])\n")
@@ -107,14 +112,14 @@ def run_addressclip(system: str, model: str, data: str, n: int, batch: int, work
 
 
 def bench_model(model: str, data: str, n: int, batch: int, workers: int, threads: int, repeats: int,
-                skip: int, work: Path) -> dict:
+                skip: int, work: Path, systems: tuple[str, ...] = SYSTEMS) -> dict:
     csv_path = work / f"train-{model}.csv"
     n = write_csv(data, n, csv_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads)}
-    runs: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
+    runs: dict[str, list[dict]] = {s: [] for s in systems}
     for r in range(repeats):
-        for system in SYSTEMS:
+        for system in systems:
             tag = f"{model}-{system}-{r}-{time.time_ns()}"
             before = load()
             t = time.perf_counter()
@@ -131,10 +136,10 @@ def bench_model(model: str, data: str, n: int, batch: int, workers: int, threads
                   f"(load {before} -> {runs[system][-1]['load_after']}, {wall:.0f} s)", flush=True)
     result = {"model": model, "images": n, "batch": batch, "threads": threads, "workers": workers,
               "runs": runs}
-    for system in SYSTEMS:
+    for system in systems:
         result[system] = statistics.median(x["images_per_s"] for x in runs[system])
     base = result["open_clip"]
-    for system in SYSTEMS[1:]:
+    for system in systems[1:]:
         # per-round ratios: both systems ran back to back, under the same load
         per_round = [a["images_per_s"] / b["images_per_s"] for a, b in zip(runs[system], runs["open_clip"])]
         result[f"{system}_ratio"] = result[system] / base
@@ -153,8 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--skip", type=int, default=2, help="warm-up steps dropped from each run")
+    p.add_argument("--systems", default=",".join(SYSTEMS), help="open_clip first")
     p.add_argument("--out", default="runs/bench/bench_vs_open_clip.json")
     a = p.parse_args(argv)
+    systems = tuple(a.systems.split(","))
+    if systems[0] != "open_clip" or not set(systems) <= set(SYSTEMS):
+        print(f"--systems: open_clip first, then any of {', '.join(SYSTEMS[1:])}", file=sys.stderr)
+        return 2
     if not (Path(a.data) / "meta.json").is_file():
         print(f"no dataset at {a.data}: build one with python -m data_gen.build", file=sys.stderr)
         return 2
@@ -166,15 +176,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{model}: {n} images, batch {a.batch}, {a.threads} threads, {a.workers} workers, "
                   f"{a.repeats} rounds", flush=True)
             results.append(bench_model(model, a.data, n, a.batch, a.workers, a.threads, a.repeats,
-                                       a.skip, Path(tmp)))
+                                       a.skip, Path(tmp), systems))
     print()
-    print("| model | open_clip_train images/s | AddressCLIP address only | ratio | "
-          "AddressCLIP all losses | ratio |")
-    print("|---|---|---|---|---|---|")
+    print("| model | " + " | ".join(f"{s} images/s" + ("" if s == "open_clip" else " (ratio)")
+                                  for s in systems) + " |")
+    print("|---|" + "---|" * len(systems))
     for r in results:
-        print(f"| {r['model']} | {r['open_clip']:.2f} | {r['addressclip-address']:.2f} | "
-              f"{r['addressclip-address_ratio']:.2f}x | {r['addressclip-all']:.2f} | "
-              f"{r['addressclip-all_ratio']:.2f}x |")
+        cells = [f"{r['open_clip']:.2f}"] + [f"{r[s]:.2f} ({r[s + '_ratio']:.2f}x)" for s in systems[1:]]
+        print(f"| {r['model']} | " + " | ".join(cells) + " |")
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"data": a.data, "results": results}, indent=2))

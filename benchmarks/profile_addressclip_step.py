@@ -7,6 +7,10 @@ all-losses weights. Prints, per weights, the median over ``--steps`` of each pha
 losses, backward, optimizer step; forward phases under ``no_grad`` are not what the step runs, so the
 phases are timed with autograd on and the backward is that of the whole step), the text lengths the
 tower actually runs at, and the top operators of one step by self CPU time (``torch.profiler``).
+
+``--flops`` instead counts model FLOPs of one forward + backward (``FlopCounterMode``; independent
+of machine load) for what open_clip's trainer runs (both towers, every text at the full context) and
+for AddressCLIP's step with each set of weights, with and without ``--text-length-groups``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--top", type=int, default=12)
+    p.add_argument("--flops", action="store_true", help="count FLOPs per step instead of timing")
     a = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import open_clip
@@ -62,6 +67,31 @@ def main(argv: list[str] | None = None) -> int:
           f"{int(lengths(batch['caption_tokens']).max())}, mean "
           f"{float(lengths(batch['caption_tokens']).float().mean()):.1f}; context "
           f"{cand_tokens.shape[1]}")
+
+    if a.flops:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        def count(fn) -> float:
+            with FlopCounterMode(display=False) as fc:
+                fn().backward()
+            model.zero_grad(set_to_none=True)
+            return fc.get_total_flops() / 1e9
+
+        def open_clip_step():
+            img, txt, scale = clip(batch["image"], cand_tokens[batch["label"]])[:3]  # 77 tokens
+            return open_clip.ClipLoss()(img, txt, scale)
+
+        rows = [("open_clip_train (CLIP loss, texts at 77 tokens)", count(open_clip_step))]
+        for name, w in (("address only", LossWeights(1, 0, 0)), ("all losses", LossWeights(1, 0.2, 0.8))):
+            for grouped in (False, True):
+                model.text_length_groups = grouped
+                g = count(lambda: batch_losses(model, AddressCLIPLoss(w), batch, cand_tokens,
+                                               device)["total"])
+                rows.append((f"AddressCLIP {name}{', length groups' if grouped else ''}", g))
+        print("\n| step | GFLOP per step | GFLOP per image | open_clip's / this |\n|---|---|---|---|")
+        for label, g in rows:
+            print(f"| {label} | {g:.0f} | {g / a.batch:.1f} | {rows[0][1] / g:.2f} |")
+        return 0
 
     for name, w in (("address only", LossWeights(1, 0, 0)), ("all losses", LossWeights(1, 0.2, 0.8))):
         loss_fn = AddressCLIPLoss(w)
