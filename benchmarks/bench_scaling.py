@@ -6,7 +6,9 @@
    ``--steps`` steps (``--stop-at-step``); reported: steady-state seconds per step (median, warm-up
    steps dropped), steps per epoch, the epoch time they give, and the process's peak resident memory
    (its own and its loader workers'). Linear time per epoch means seconds per step do not grow with
-   the data; flat memory means the peak does not either.
+   the data; flat memory means the peak does not either. ``--cpu-time`` times steps on a shared
+   machine by CPU seconds instead (one thread, data loading in the process, runs of ``--steps-short``
+   and ``--steps`` steps differenced; see ``bench_vs_open_clip.py --cpu-time``).
 2. Evaluation against the number of candidate addresses (default 190, 1000, 4000; SF-IAL-Large has
    about 3.6k). The real candidates are padded with synthetic ones, "street & cross street,
    district" built from the city's own names, and a trained run (``--run``) encodes them and ranks
@@ -42,7 +44,26 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def train_run(data: str, steps: int, skip: int, work: Path, tag: str, extra: list[str]) -> dict:
+def children_cpu_s() -> float:
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def train_run_cpu(data: str, short: int, steps: int, work: Path, tag: str, extra: list[str]) -> dict:
+    """CPU seconds per step from a ``short`` and a ``steps`` run (1 thread, 0 workers), peak memory."""
+    env_extra = ["--workers", "0"]
+    cpu, res = {}, None
+    for n in (short, steps):
+        c0 = children_cpu_s()
+        res = train_run(data, n, 0, work, f"{tag}-{n}", [*env_extra, *extra], threads=1)
+        cpu[n] = children_cpu_s() - c0
+    step_s = (cpu[steps] - cpu[short]) / (steps - short)
+    return {**res, "step_s": step_s, "epoch_s": res["steps_per_epoch"] * step_s, "cpu_s": cpu}
+
+
+def train_run(data: str, steps: int, skip: int, work: Path, tag: str, extra: list[str],
+              threads: int | None = None) -> dict:
     out = work / tag
     launcher = work / "train_launcher.py"
     launcher.write_text(TRAIN_LAUNCHER)
@@ -50,8 +71,10 @@ def train_run(data: str, steps: int, skip: int, work: Path, tag: str, extra: lis
            str(steps), "--log-every", "1", "--no-progress", "--val-split", "none", "--seed", "0",
            "--keep-checkpoints", "1", *extra]
     before = load()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not line:
         raise RuntimeError(f"training on {data} failed:\n{proc.stderr[-3000:]}")
@@ -89,9 +112,13 @@ def synthetic_candidates(real: list[str], n: int, seed: int = 0) -> list[str]:
     return out[:n]
 
 
-def eval_scaling(run: str, data: str, sizes: list[int], queries: int) -> list[dict]:
+def eval_scaling(run: str, data: str, sizes: list[int], queries: int, cpu_time: bool = False) -> list[dict]:
     import open_clip
     import torch
+    clock = time.perf_counter
+    if cpu_time:   # one thread, timed by this process's CPU seconds
+        torch.set_num_threads(1)
+        clock = time.process_time
     from torch.utils.data import default_collate
 
     from addressclip import checkpoint as ckpt
@@ -112,19 +139,19 @@ def eval_scaling(run: str, data: str, sizes: list[int], queries: int) -> list[di
     for n in sizes:
         texts = synthetic_candidates(list(cands.addresses), n)
         tokens = tok(texts)
-        t = time.perf_counter()
+        t = clock()
         feats = encode_texts(model, tokens, torch.device("cpu"))
-        enc_s = time.perf_counter() - t
+        enc_s = clock() - t
         with torch.no_grad():
             reps = 3
             img_t, rank_t = [], []
             for _ in range(reps):
                 for i in range(0, imgs.shape[0], 128):
-                    t = time.perf_counter()
+                    t = clock()
                     q = model.encode_image(imgs[i:i + 128])
-                    t1 = time.perf_counter()
+                    t1 = clock()
                     (q @ feats.t()).topk(5, dim=1)
-                    t2 = time.perf_counter()
+                    t2 = clock()
                     img_t.append(t1 - t)
                     rank_t.append(t2 - t1)
         per_q = (sum(img_t) + sum(rank_t)) / (reps * imgs.shape[0])
@@ -148,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--candidates", default="190,1000,4000")
     p.add_argument("--queries", type=int, default=256)
     p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--cpu-time", action="store_true", help="time steps by CPU seconds (1 thread)")
+    p.add_argument("--steps-short", type=int, default=5)
     p.add_argument("--skip-eval", action="store_true")
     p.add_argument("--train-args", default="", help="extra addressclip.train flags")
     p.add_argument("--out", default="runs/bench/bench_scaling.json")
@@ -159,14 +188,20 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench_scaling_") as tmp:
             for r in range(a.repeats):
                 for name, data in (("1x", a.data), ("4x", a.data_4x)):
-                    res = train_run(data, a.steps, a.skip, Path(tmp), f"{name}-{r}", a.train_args.split())
+                    if a.cpu_time:
+                        res = train_run_cpu(data, a.steps_short, a.steps, Path(tmp), f"{name}-{r}",
+                                            a.train_args.split())
+                    else:
+                        res = train_run(data, a.steps, a.skip, Path(tmp), f"{name}-{r}",
+                                        a.train_args.split())
                     runs[name].append(res)
                     print(f"  round {r + 1} {name}: {res['train_images']} images, {res['steps_per_epoch']} "
                           f"steps/epoch, {res['step_s']:.3f} s/step -> {res['epoch_s']:.0f} s/epoch, peak "
                           f"{res['peak_rss_mb']:.0f} MB (+ loader {res['worker_peak_rss_mb']:.0f} MB) "
                           f"(load {res['load_before']} -> {res['load_after']})", flush=True)
         result["train"] = runs
-        print("\n| data | train images | steps/epoch | s/step (median of rounds) | epoch (s) | "
+        unit = "CPU-s" if a.cpu_time else "s"
+        print(f"\n| data | train images | steps/epoch | {unit}/step (median of rounds) | epoch ({unit}) | "
               "peak memory (MB) | loader peak (MB) |\n|---|---|---|---|---|---|---|")
         for name, rs in runs.items():
             step = statistics.median(x["step_s"] for x in rs)
@@ -175,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{max(x['worker_peak_rss_mb'] for x in rs):.0f} |")
     if not a.skip_eval:
         print(f"evaluation against candidates (run {a.run}, {a.queries} test queries):")
-        rows = eval_scaling(a.run, a.data, [int(x) for x in a.candidates.split(",")], a.queries)
+        rows = eval_scaling(a.run, a.data, [int(x) for x in a.candidates.split(",")], a.queries,
+                            a.cpu_time)
         result["eval"] = rows
         print("\n| candidates | encode candidates (s) | ms per query (batch 128) | of it ranking (ms) | "
               "candidate matrix (MB) |\n|---|---|---|---|---|")

@@ -21,6 +21,14 @@ with ``--log-every-n-steps 1``, AddressCLIP's ``images_per_s`` in ``train_log.js
 median of the rest is the run's images/s. The systems are interleaved (A B C A B C ...) over
 ``--repeats`` rounds so that load drift on a shared machine hits all alike; the load average is
 printed before and after every run. Results: a table and ``--out`` JSON.
+
+``--cpu-time`` measures what load on a shared machine cannot distort: each system runs with one
+thread and ``--workers 0`` (data loading in the training process), twice, on ``--steps-short`` and
+``--steps-long`` steps' worth of images, and the CPU seconds the process tree used (``getrusage``
+of the waited-for children) are differenced, which cancels start-up, model building, the first
+steps and the final checkpoint. The result is images per CPU-second of steady-state training: the
+images/s of one otherwise idle core. Waiting for a core does not count, so a machine shared with
+other jobs gives the same figure as an idle one (up to cache and memory-bandwidth contention).
 """
 
 from __future__ import annotations
@@ -69,6 +77,12 @@ def write_csv(data: str, n: int, path: Path) -> int:
         w.writerow(["filepath", "title"])
         w.writerows((p, cands.addresses[int(lab)]) for p, lab in zip(ds.paths, ds.labels))
     return len(ds.paths)
+
+
+def children_cpu_s() -> float:
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def run_open_clip(model: str, csv_path: Path, batch: int, workers: int, env: dict, work: Path,
@@ -147,6 +161,42 @@ def bench_model(model: str, data: str, n: int, batch: int, workers: int, threads
     return result
 
 
+def bench_cpu_time(model: str, data: str, batch: int, short: int, long: int, repeats: int,
+                   work: Path, systems: tuple[str, ...]) -> dict:
+    """Images per CPU-second of each system, from runs of ``short`` and ``long`` steps (1 thread)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    csvs = {}
+    for steps in (short, long):
+        csvs[steps] = work / f"train-{model}-{steps}.csv"
+        write_csv(data, steps * batch, csvs[steps])
+    runs: dict[str, list[dict]] = {s: [] for s in systems}
+    for r in range(repeats):
+        for system in systems:
+            cpu = {}
+            for steps in (short, long):
+                tag = f"{model}-{system}-{steps}-{r}-{time.time_ns()}"
+                c0 = children_cpu_s()
+                if system == "open_clip":
+                    rates = run_open_clip(model, csvs[steps], batch, 0, env, work, tag)
+                else:
+                    rates = run_addressclip(system, model, data, steps * batch, batch, 0, env, work, tag)
+                if len(rates) != steps:
+                    raise RuntimeError(f"{system}: {len(rates)} steps logged, expected {steps}")
+                cpu[steps] = children_cpu_s() - c0
+            ips = (long - short) * batch / (cpu[long] - cpu[short])
+            runs[system].append({"images_per_cpu_s": ips, "cpu_s": cpu, "load": load()})
+            print(f"  {model} round {r + 1} {system:28s} {ips:8.2f} images per CPU-second "
+                  f"(CPU {cpu[short]:.0f} s for {short} steps, {cpu[long]:.0f} s for {long}; load "
+                  f"{load()})", flush=True)
+    result = {"model": model, "batch": batch, "threads": 1, "workers": 0, "steps": [short, long],
+              "runs": runs}
+    for system in systems:
+        result[system] = statistics.median(x["images_per_cpu_s"] for x in runs[system])
+    for system in systems[1:]:
+        result[f"{system}_ratio"] = result[system] / result["open_clip"]
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="AddressCLIP-Tiny,ViT-B-32")
@@ -159,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--skip", type=int, default=2, help="warm-up steps dropped from each run")
     p.add_argument("--systems", default=",".join(SYSTEMS), help="open_clip first")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="images per CPU-second, 1 thread (robust to a shared machine's load)")
+    p.add_argument("--steps-short", type=int, default=2)
+    p.add_argument("--steps-long", type=int, default=6)
     p.add_argument("--out", default="runs/bench/bench_vs_open_clip.json")
     a = p.parse_args(argv)
     systems = tuple(a.systems.split(","))
@@ -173,12 +227,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_vs_open_clip_") as tmp:
         for model in a.models.split(","):
             n = a.images or DEFAULT_IMAGES.get(model, 256)
+            if a.cpu_time:
+                print(f"{model}: batch {a.batch}, 1 thread, 0 workers, {a.steps_short} and "
+                      f"{a.steps_long} steps, {a.repeats} rounds", flush=True)
+                results.append(bench_cpu_time(model, a.data, a.batch, a.steps_short, a.steps_long,
+                                              a.repeats, Path(tmp), systems))
+                continue
             print(f"{model}: {n} images, batch {a.batch}, {a.threads} threads, {a.workers} workers, "
                   f"{a.repeats} rounds", flush=True)
             results.append(bench_model(model, a.data, n, a.batch, a.workers, a.threads, a.repeats,
                                        a.skip, Path(tmp), systems))
     print()
-    print("| model | " + " | ".join(f"{s} images/s" + ("" if s == "open_clip" else " (ratio)")
+    unit = "images per CPU-s" if a.cpu_time else "images/s"
+    print("| model | " + " | ".join(f"{s} {unit}" + ("" if s == "open_clip" else " (ratio)")
                                   for s in systems) + " |")
     print("|---|" + "---|" * len(systems))
     for r in results:
