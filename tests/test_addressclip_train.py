@@ -65,7 +65,8 @@ def test_evaluate_beats_zero_shot_and_writes_reports(trained, tmp_path, caplog):
         rows = list(csv.DictReader(f))           # per-image hits, for paired comparisons of runs
     for key in ("ssa@1", "ssa@5", "sa@1", "sa@5"):
         assert 100 * sum(int(r[f"hit_{key}"]) for r in rows) / len(rows) == pytest.approx(m[key])
-    assert all(r["hit_ssa@1"] == r["correct"] for r in rows)
+    assert all(r["hit_ssa@1"] == r["correct"] == str(int(r["predicted_address"] == r["true_address"]))
+               for r in rows)
     assert all(r["hit_sa@1"] >= r["hit_ssa@1"] and r["hit_ssa@5"] >= r["hit_ssa@1"] for r in rows)
     assert m["timing"]["candidates_cached"] is False
     with caplog.at_level(logging.INFO, logger="addressclip"):
