@@ -136,3 +136,64 @@ def test_table_reports_mean_std_and_paired_rows(tmp_path):
     assert "| caption | beta=0.2 | 0 | (not run)" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("| all - address |"))
     assert "| 3 | +10.0 [" in line and line.endswith("| +2.73 / +2.66 | better |")
+
+
+FAKE_PYTHON = r'''#!/usr/bin/env bash
+# stands in for python: records each call; "trains" by writing train_summary.json, "evaluates" by
+# writing a predictions.csv with the hit columns
+echo "$* threads=$OMP_NUM_THREADS" >> "$CALLS"
+out=""; run=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in --out) out=$2; shift 2 ;; --run) run=$2; shift 2 ;; *) shift ;; esac
+done
+case "$CALLS_MODE" in fail-caption) [[ "$out" == *"/caption/"* ]] && exit 3 ;; esac
+if [[ -n "$run" ]]; then mkdir -p "$out"; echo "image,hit_ssa@1,hit_ssa@5,hit_sa@1,hit_sa@5" > "$out/predictions.csv"
+elif [[ -n "$out" ]]; then mkdir -p "$out"; echo '{}' > "$out/train_summary.json"; fi
+'''
+
+
+def _run_script(tmp_path, *args, mode=""):
+    import os
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "meta.json").write_text("{}")
+    calls = tmp_path / "calls.txt"
+    calls.write_text("")
+    env = {**os.environ, "PYTHON": str(fake), "DATA": str(data), "OUT": str(tmp_path / "abl"),
+           "CALLS": str(calls), "CALLS_MODE": mode}
+    proc = subprocess.run(["bash", str(root / "scripts" / "ablate_addressclip.sh"), *args],
+                          env=env, capture_output=True, text=True, timeout=120)
+    return proc, calls.read_text().splitlines()
+
+
+def test_script_runs_every_row_and_seed_in_parallel_and_resumes(tmp_path):
+    proc, calls = _run_script(tmp_path, "--seeds", "0 1", "--jobs", "2", "--epochs", "2")
+    assert proc.returncode == 0, proc.stderr
+    trains = [c for c in calls if c.startswith("-m addressclip.train")]
+    assert len(trains) == 10 and all("--epochs 2" in c and "threads=1" in c for c in trains)
+    for name in ("address", "caption", "address+caption", "address+geography", "all"):
+        for seed in (0, 1):
+            assert any(f"/abl/{name}/seed{seed} --seed {seed} " in c for c in trains), (name, seed)
+    assert sum(c.startswith("-m addressclip.evaluate") for c in calls) == 10
+    assert calls[-1].startswith("-m addressclip.ablation")
+    # a second invocation trains and evaluates nothing again; a deleted run is redone alone
+    import shutil
+    shutil.rmtree(tmp_path / "abl" / "all" / "seed1")
+    proc, calls = _run_script(tmp_path, "--seeds", "0 1")
+    assert proc.returncode == 0, proc.stderr
+    redone = [c for c in calls if not c.startswith("-m addressclip.ablation")]
+    assert len(redone) == 2 and all("/abl/all/seed1" in c for c in redone)
+
+
+def test_script_reports_a_failed_run_and_keeps_the_others(tmp_path):
+    proc, calls = _run_script(tmp_path, "--seeds", "0", mode="fail-caption")
+    assert proc.returncode != 0
+    assert "caption seed 0: FAILED" in proc.stderr
+    assert (tmp_path / "abl" / "all" / "seed0" / "train_summary.json").is_file()
+    assert not any(c.startswith("-m addressclip.ablation") for c in calls)
