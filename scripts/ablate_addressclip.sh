@@ -11,7 +11,9 @@
 # (default "0 1 2"), JOBS (trainings at once, default 2 on 2+ cores), THREADS (torch threads per
 # training, default cores / JOBS). Run NAME with seed S lives in OUT/NAME/seedS; a run that already
 # finished is not trained again and an evaluated one is not evaluated again (delete the folder to redo
-# it), so an interrupted ablation continues where it stopped. Each run's log: OUT/NAME/seedS.log.
+# it); a run interrupted after a checkpoint continues from it (--resume latest, which ends with the
+# same weights as an uninterrupted run), so an interrupted ablation continues where it stopped.
+# Each run's log: OUT/NAME/seedS.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,11 +56,17 @@ ROWS=(
 one_run() {
   local name=$1 seed=$2 weights=$3 run="$OUT/$1/seed$2"
   if [[ ! -f "$run/train_summary.json" ]]; then
-    rm -rf "$run"
+    local resume=()
+    if [[ -f "$run/checkpoints/latest.json" ]]; then
+      resume=(--resume latest)
+      echo "== $name seed $seed: continuing from its latest checkpoint"
+    else
+      rm -rf "$run"
+    fi
     echo "== $name seed $seed: training ($weights, $THREADS threads)"
     # shellcheck disable=SC2086
     OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS "$PYTHON" -m addressclip.train --data "$DATA" \
-      --out "$run" --seed "$seed" $weights --no-progress "${EXTRA[@]}"
+      --out "$run" --seed "$seed" $weights --no-progress "${resume[@]}" "${EXTRA[@]}"
   fi
   if [[ ! "$run/eval/predictions.csv" -nt "$run/train_summary.json" ]] \
       || ! head -1 "$run/eval/predictions.csv" | grep -q hit_sa@5; then

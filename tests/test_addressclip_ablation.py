@@ -189,6 +189,17 @@ def test_script_runs_every_row_and_seed_in_parallel_and_resumes(tmp_path):
     assert proc.returncode == 0, proc.stderr
     redone = [c for c in calls if not c.startswith("-m addressclip.ablation")]
     assert len(redone) == 2 and all("/abl/all/seed1" in c for c in redone)
+    assert "--resume" not in redone[0]
+    # a run stopped after a checkpoint continues from it instead of starting over
+    run = tmp_path / "abl" / "caption" / "seed0"
+    (run / "train_summary.json").unlink()
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "latest.json").write_text('{"checkpoint": "step_000090"}')
+    proc, calls = _run_script(tmp_path, "--seeds", "0 1")
+    assert proc.returncode == 0, proc.stderr
+    trains = [c for c in calls if c.startswith("-m addressclip.train")]
+    assert len(trains) == 1 and "/abl/caption/seed0 " in trains[0] and "--resume latest" in trains[0]
+    assert (run / "checkpoints" / "latest.json").is_file()      # not deleted
 
 
 def test_script_reports_a_failed_run_and_keeps_the_others(tmp_path):
