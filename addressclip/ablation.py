@@ -154,6 +154,10 @@ def paired_difference(row: dict[int, SeedRun], ref: dict[int, SeedRun], metric: 
 
 
 def verdict(d: PairedDifference) -> str:
+    """better / worse where the interval excludes 0; no verdict from one seed, whose interval
+    holds only the test-image part (the training-seed spread cannot be estimated)."""
+    if len(d.seeds) < 2:
+        return "one seed: no verdict"
     if d.low > 0:
         return "better"
     if d.high < 0:

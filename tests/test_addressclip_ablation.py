@@ -136,6 +136,11 @@ def test_table_reports_mean_std_and_paired_rows(tmp_path):
     assert "| caption | beta=0.2 | 0 | (not run)" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("| all - address |"))
     assert "| 3 | +10.0 [" in line and line.endswith("| +2.73 / +2.66 | better |")
+    import shutil
+    for s in (1, 2):
+        shutil.rmtree(tmp_path / "all" / f"seed{s}")
+    line = next(ln for ln in table(tmp_path, n_boot=200).splitlines() if ln.startswith("| all - address |"))
+    assert line.endswith("| one seed: no verdict |")          # no seed spread from one seed
 
 
 FAKE_PYTHON = r'''#!/usr/bin/env bash
