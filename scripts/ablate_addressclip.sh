@@ -52,7 +52,8 @@ ROWS=(
   "all               --alpha 1 --beta 0.2 --gamma 0.8"
 )
 
-# one run: train unless finished, evaluate unless evaluated after the training finished
+# one run: train unless finished (continuing from a checkpoint), then evaluate unless already
+# evaluated with per-image hits; training removes any stale evaluation first
 one_run() {
   local name=$1 seed=$2 weights=$3 run="$OUT/$1/seed$2"
   if [[ ! -f "$run/train_summary.json" ]]; then
@@ -63,13 +64,13 @@ one_run() {
     else
       rm -rf "$run"
     fi
+    rm -rf "$run/eval"   # an evaluation of an unfinished run is stale
     echo "== $name seed $seed: training ($weights, $THREADS threads)"
     # shellcheck disable=SC2086
     OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS "$PYTHON" -m addressclip.train --data "$DATA" \
       --out "$run" --seed "$seed" $weights --no-progress "${resume[@]}" "${EXTRA[@]}"
   fi
-  if [[ ! "$run/eval/predictions.csv" -nt "$run/train_summary.json" ]] \
-      || ! head -1 "$run/eval/predictions.csv" | grep -q hit_sa@5; then
+  if ! head -1 "$run/eval/predictions.csv" 2>/dev/null | grep -q hit_sa@5; then
     echo "== $name seed $seed: evaluating"
     OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS "$PYTHON" -m addressclip.evaluate --run "$run" \
       --out "$run/eval"
