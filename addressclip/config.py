@@ -75,6 +75,8 @@ class ModelConfig:
     lock_text: bool = _f(False, "freeze the text tower (open_clip lock_text_tower)")
     lock_text_unlocked_layers: int = _f(0, "leave the last N text-tower layers trainable")
     grad_checkpointing: bool = _f(False, "activation checkpointing in both towers")
+    text_length_groups: bool = _f(False, "run each batch's texts in up to 4 groups of similar length "
+                                  "(faster; equal to the default up to float rounding)")
 
 
 @dataclass

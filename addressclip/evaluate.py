@@ -13,7 +13,9 @@ The zero-shot baseline is the same architecture before training: ``checkpoints/i
 trainer saves at step 0 (random initialisation for the tiny model; real zero-shot CLIP when training
 started from pretrained weights). Outputs in ``--out`` (default ``RUN_DIR/eval``): ``metrics.json``
 (``ssa@1``, ``ssa@5``, ``sa@1``, ``sa@5`` in percent, the same under ``zero_shot``), ``metrics.md``,
-``predictions.csv`` and ``map.png`` (correct and wrong top-1 predictions at their UTM positions).
+``predictions.csv`` (one row per image: top-1 prediction, and 0/1 columns ``hit_ssa@1``, ``hit_ssa@5``,
+``hit_sa@1``, ``hit_sa@5``, so that runs can be compared image by image, e.g. the paired bootstrap of
+:mod:`addressclip.ablation`) and ``map.png`` (correct and wrong top-1 predictions at their UTM positions).
 """
 
 from __future__ import annotations
@@ -91,13 +93,20 @@ def predict(model: AddressCLIP, loader, text_features: torch.Tensor, device, pre
     return torch.cat(tops).numpy(), torch.cat(sims).numpy(), torch.cat(labels).numpy()
 
 
-def score(top: np.ndarray, labels: np.ndarray, candidates: CandidateSet) -> dict:
-    """SSA@1/5 and SA@1/5 in percent, chance level, and per-district SSA@1/SA@1."""
+def hits(top: np.ndarray, labels: np.ndarray, candidates: CandidateSet) -> dict[str, np.ndarray]:
+    """Per image, whether it counts as correct for each metric of METRIC_KEYS (bool [N] each)."""
     hit_ssa = top == labels[:, None]
     hit_sa = candidates.street_ids[top] == candidates.street_ids[labels][:, None]
+    return {"ssa@1": hit_ssa[:, 0], "ssa@5": hit_ssa[:, :5].any(1),
+            "sa@1": hit_sa[:, 0], "sa@5": hit_sa[:, :5].any(1)}
+
+
+def score(top: np.ndarray, labels: np.ndarray, candidates: CandidateSet) -> dict:
+    """SSA@1/5 and SA@1/5 in percent, chance level, and per-district SSA@1/SA@1."""
+    h = hits(top, labels, candidates)
+    hit_ssa, hit_sa = h["ssa@1"][:, None], h["sa@1"][:, None]
     pct = lambda x: float(100.0 * x.mean()) if x.size else 0.0  # noqa: E731
-    out = {"ssa@1": pct(hit_ssa[:, 0]), "ssa@5": pct(hit_ssa[:, :5].any(1)),
-           "sa@1": pct(hit_sa[:, 0]), "sa@5": pct(hit_sa[:, :5].any(1)),
+    out = {**{k: pct(v) for k, v in h.items()},
            "n_images": int(labels.size), "n_candidates": len(candidates),
            "chance_ssa@1": 100.0 / len(candidates)}
     dist = candidates.district_ids[labels]
@@ -138,6 +147,22 @@ def write_markdown(path: Path, metrics: dict, title: str) -> None:
     for d, m in metrics["per_district"].items():
         lines.append(f"| {d} | {m['n']} | {m['ssa@1']:.2f} | {m['sa@1']:.2f} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_predictions(path: Path, ds: IALImageDataset, candidates: CandidateSet, preds: dict,
+                      per_image: dict[str, np.ndarray]) -> None:
+    """One row per image (atomically: a temporary file renamed into place)."""
+    addresses = np.asarray(candidates.addresses, dtype=object)
+    cols = zip(ds.ids, addresses[preds["labels"]], addresses[preds["top"][:, 0]],
+               per_image["ssa@1"].astype(int), np.char.mod("%.4f", preds["sims"][:, 0]),
+               ds.utm[:, 0], ds.utm[:, 1], *(per_image[k].astype(int) for k in METRIC_KEYS))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "true_address", "predicted_address", "correct", "similarity",
+                    "utm_easting", "utm_northing", *(f"hit_{k}" for k in METRIC_KEYS)])
+        w.writerows(cols)
+    tmp.replace(path)
 
 
 def write_map(path: Path, utm: np.ndarray, correct: np.ndarray, street_ok: np.ndarray,
@@ -199,16 +224,9 @@ def evaluate_run(run_dir: str | Path, *, out: str | Path | None = None, split: s
         metrics["zero_shot"] = {k: zs[k] for k in (*METRIC_KEYS, "per_district", "step", "checkpoint")}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     write_markdown(out / "metrics.md", metrics, f"AddressCLIP on {ial.root.name} / {split}")
-    correct = preds["top"][:, 0] == preds["labels"]
-    with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["image", "true_address", "predicted_address", "correct", "similarity",
-                    "utm_easting", "utm_northing"])
-        for i in range(len(ds)):
-            w.writerow([ds.ids[i], candidates.addresses[preds["labels"][i]],
-                        candidates.addresses[preds["top"][i, 0]], int(correct[i]),
-                        f"{preds['sims'][i, 0]:.4f}", ds.utm[i, 0], ds.utm[i, 1]])
-    street_ok = candidates.street_ids[preds["top"][:, 0]] == candidates.street_ids[preds["labels"]]
+    per_image = hits(preds["top"], preds["labels"], candidates)
+    correct, street_ok = per_image["ssa@1"], per_image["sa@1"]
+    write_predictions(out / "predictions.csv", ds, candidates, preds, per_image)
     write_map(out / "map.png", ds.utm, correct, street_ok,
               f"{split}: top-1 SSA {metrics['ssa@1']:.1f}%, SA {metrics['sa@1']:.1f}%")
     return metrics

@@ -215,22 +215,37 @@ def apply_locks(model: nn.Module, *, lock_image: bool, image_unlocked_groups: in
         model.lock_text_tower(unlocked_layers=text_unlocked_layers)
 
 
-def encode_text(clip: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """``clip.encode_text(tokens)`` (unnormalised), computed only over the used positions.
+# a text-tower call costs about this many token positions beyond its tokens (launches, small matmuls)
+CALL_OVERHEAD_POSITIONS = 64
+MAX_LENGTH_GROUPS = 4
 
-    Valid for open_clip's built-in CLIP text tower with a causal mask and EOT/argmax pooling: token
-    ``t`` only attends to positions ``<= t``, so dropping trailing columns beyond the last pooled
-    position changes nothing. Other text towers fall back to ``clip.encode_text``.
+
+def length_groups(lengths: torch.Tensor, max_groups: int = MAX_LENGTH_GROUPS,
+                  overhead: int = CALL_OVERHEAD_POSITIONS) -> list[torch.Tensor]:
+    """Row indices of ``lengths`` [N] split into 1..max_groups groups of similar length.
+
+    Rows are sorted by length and cut into k groups of equal count; k minimises the positions the
+    tower runs, sum over groups of (rows x longest row), plus ``overhead`` per extra call. One group
+    (the whole batch at its longest length) whenever splitting does not pay.
     """
-    trimmable = (isinstance(clip, open_clip.CLIP) and getattr(clip, "attn_mask", None) is not None
-                 and clip.text_pool_type in ("argmax", "eos"))
-    if not trimmable:
-        return clip.encode_text(tokens)
-    if clip.text_pool_type == "argmax":
-        last = tokens.argmax(dim=-1)
-    else:
-        last = (tokens == clip.text_eos_id).int().argmax(dim=-1)
-    length = int(last.max()) + 1
+    order = torch.argsort(lengths, stable=True)
+    srt = lengths[order]
+    n = int(lengths.numel())
+    best_k, best_cost = 1, n * int(srt[-1]) if n else 0
+    for k in range(2, min(max_groups, n) + 1):
+        bounds = torch.linspace(0, n, k + 1).round().long()
+        ends = bounds[1:] - 1
+        cost = int(((bounds[1:] - bounds[:-1]) * srt[ends]).sum()) + (k - 1) * overhead
+        if cost < best_cost:
+            best_k, best_cost = k, cost
+    if best_k == 1:
+        return [torch.arange(n, device=lengths.device)]
+    bounds = torch.linspace(0, n, best_k + 1).round().long().tolist()
+    return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _encode_text_at(clip: nn.Module, tokens: torch.Tensor, length: int) -> torch.Tensor:
+    """The CLIP text tower over the first ``length`` positions of ``tokens``."""
     tokens = tokens[:, :length]
     cast_dtype = clip.transformer.get_cast_dtype()
     x = clip.token_embedding(tokens).to(cast_dtype)
@@ -244,19 +259,48 @@ def encode_text(clip: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def encode_text(clip: nn.Module, tokens: torch.Tensor, group_lengths: bool = False) -> torch.Tensor:
+    """``clip.encode_text(tokens)`` (unnormalised), computed only over the used positions.
+
+    Valid for open_clip's built-in CLIP text tower with a causal mask and EOT/argmax pooling: token
+    ``t`` only attends to positions ``<= t``, so dropping trailing columns beyond the last pooled
+    position changes nothing. Other text towers fall back to ``clip.encode_text``. With
+    ``group_lengths`` the rows are also split into groups of similar length (:func:`length_groups`),
+    each run at its own longest length: captions of 30 to 66 tokens no longer all pay for 66. The
+    result is the same up to float rounding (matmuls of other shapes sum in another order), not
+    bit for bit, which is why it is opt-in (``--text-length-groups``).
+    """
+    trimmable = (isinstance(clip, open_clip.CLIP) and getattr(clip, "attn_mask", None) is not None
+                 and clip.text_pool_type in ("argmax", "eos"))
+    if not trimmable:
+        return clip.encode_text(tokens)
+    if clip.text_pool_type == "argmax":
+        last = tokens.argmax(dim=-1)
+    else:
+        last = (tokens == clip.text_eos_id).int().argmax(dim=-1)
+    lengths = last + 1
+    groups = length_groups(lengths) if group_lengths else []
+    if len(groups) <= 1:
+        return _encode_text_at(clip, tokens, int(lengths.max()))
+    order = torch.cat(groups)
+    feats = torch.cat([_encode_text_at(clip, tokens[g], int(lengths[g].max())) for g in groups])
+    return feats[torch.argsort(order)]
+
+
 class AddressCLIP(nn.Module):
     """The open_clip model plus AddressCLIP's training forward (no extra parameters or modules)."""
 
-    def __init__(self, clip: nn.Module):
+    def __init__(self, clip: nn.Module, text_length_groups: bool = False):
         super().__init__()
         self.clip = clip
+        self.text_length_groups = text_length_groups
 
     def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         x = self.clip.encode_image(images)
         return F.normalize(x, dim=-1) if normalize else x
 
     def encode_text(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        x = encode_text(self.clip, tokens)
+        x = encode_text(self.clip, tokens, self.text_length_groups)
         return F.normalize(x, dim=-1) if normalize else x
 
     def forward(self, images: torch.Tensor, address_tokens: torch.Tensor | None = None,

@@ -212,7 +212,7 @@ def train(cfg: Config, explicit: set[str], env: DistEnv) -> dict:
     loader = train_loader(train_ds, sampler, workers, pin_memory=device.type == "cuda")
     val_loader = eval_loader(val_ds, 2 * o.batch_size, workers, device.type == "cuda") if val_ds else None
 
-    model = AddressCLIP(clip).to(device)
+    model = AddressCLIP(clip, text_length_groups=cfg.model.text_length_groups).to(device)
     optimizer = make_optimizer(model, cfg, device)
     scaler = grad_scaler(device, precision)
     step, start_epoch, start_micro = 0, 0, 0

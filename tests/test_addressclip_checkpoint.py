@@ -1,4 +1,4 @@
-"""Checkpoints: atomic publication, weights_only-loadable training state, pruning, ablation table."""
+"""Checkpoints: atomic publication, weights_only-loadable training state, pruning."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from addressclip import checkpoint as ckpt
-from addressclip.ablation import table
 from addressclip.model import CheckpointError, create_clip, load_clip_dir
 
 
@@ -78,14 +77,3 @@ def test_old_checkpoints_are_pruned_but_init_kept(tiny, tmp_path):
         ckpt.load_training_state(tmp_path / "checkpoints" / "init")
     with pytest.raises(CheckpointError, match="no checkpoint to resume"):
         ckpt.resolve_checkpoint(tmp_path / "empty", "latest")
-
-
-def test_ablation_table_lists_every_row_beside_the_paper(tmp_path):
-    m = {"ssa@1": 12.5, "ssa@5": 40.0, "sa@1": 30.0, "sa@5": 60.0, "n_images": 860, "split": "test",
-         "dataset": "runs/helsinki/data", "n_candidates": 190, "chance_ssa@1": 0.53,
-         "zero_shot": {"ssa@1": 0.4, "sa@1": 1.5}}
-    (tmp_path / "all" / "eval").mkdir(parents=True)
-    (tmp_path / "all" / "eval" / "metrics.json").write_text(json.dumps(m))
-    text = table(tmp_path)
-    assert "| all | alpha=1, beta=0.2, gamma=0.8 | 12.50 | 40.00 | 30.00 | 60.00 | 80.39 | 86.32 |" in text
-    assert "| address | alpha=1 | (not run)" in text and "Compare the ordering" in text

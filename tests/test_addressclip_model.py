@@ -179,3 +179,83 @@ def test_openai_release_file_gets_quick_gelu_by_its_hash(tmp_path, monkeypatch):
     other.write_bytes(b"someone else's weights")
     assert m.resolve_quick_gelu("ViT-B-32", str(other), None) is False
     assert m.openai_release_sha256("AddressCLIP-Tiny") is None
+
+
+@pytest.mark.parametrize("name", ["AddressCLIP-Tiny", "ViT-B-32"])
+def test_trimmed_text_encoder_equals_the_padded_one_with_gradients(name):
+    """Both text towers (ViT-B-32 built from its config, random weights, nothing downloaded): the
+    trimmed encoder gives open_clip's features and the same gradients while its transformer runs only
+    as many positions as the longest text of the batch, not the 77 of the context."""
+    torch.manual_seed(0)
+    model, _ = create_clip(name)
+    tok = open_clip.get_tokenizer(name)
+    tokens = tok(["Mannerheimintie & Lonnrotinkatu, Kamppi", "x",
+                  "a street view of a red building with parked cars, Alphakatu & Northtie, Kallio"])
+    longest = int(tokens.argmax(-1).max()) + 1
+    seen = []
+    hook = model.transformer.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[1]))
+    try:
+        ref = model.encode_text(tokens)
+        ref_grads = torch.autograd.grad(ref.square().sum(), [model.token_embedding.weight,
+                                                             model.transformer.resblocks[0].mlp.c_fc.weight])
+        got = encode_text(model, tokens)
+        got_grads = torch.autograd.grad(got.square().sum(), [model.token_embedding.weight,
+                                                             model.transformer.resblocks[0].mlp.c_fc.weight])
+    finally:
+        hook.remove()
+    assert seen == [tokens.shape[1], longest] and longest < 30
+    assert torch.allclose(ref, got, atol=1e-5, rtol=1e-4)
+    for a, b in zip(ref_grads, got_grads):       # float32 sums in another order: relative to scale
+        assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+
+
+def test_length_groups_split_only_when_it_pays():
+    from addressclip.model import length_groups
+    same = torch.full((32,), 20)
+    assert [g.tolist() for g in length_groups(same)] == [list(range(32))]
+    mixed = torch.tensor([60, 10, 12, 58, 11, 62, 13, 59] * 4)
+    groups = length_groups(mixed)
+    assert len(groups) >= 2
+    assert sorted(torch.cat(groups).tolist()) == list(range(32))          # every row exactly once
+    assert mixed[groups[0]].max() < 20 and mixed[groups[-1]].min() > 50   # short ones apart
+    cost = sum(len(g) * int(mixed[g].max()) for g in groups)
+    assert cost < 0.7 * 32 * 62
+
+
+@pytest.mark.parametrize("name", ["AddressCLIP-Tiny", pytest.param("ViT-B-32", marks=pytest.mark.slow)])
+def test_length_grouped_training_losses_equal_todays(name):
+    """The training step's losses and gradients with --text-length-groups equal the default ones
+    (float tolerance), with the text tower really run in several groups at their own lengths."""
+    from addressclip.losses import AddressCLIPLoss, LossWeights
+    from addressclip.train import batch_losses
+    torch.manual_seed(0)
+    clip, cfg = create_clip(name)
+    tok = open_clip.get_tokenizer(name)
+    size = cfg["preprocess_cfg"]["size"][0]
+    streets = ["Mannerheimintie & Lonnrotinkatu, Kamppi", "Aleksanterinkatu & Mikonkatu, Kluuvi",
+               "Bulevardi & Annankatu, Punavuori", "Unioninkatu & Pohjoisesplanadi, Kaartinkaupunki"]
+    captions = ["a street view", "a wet street at dusk with a tram, parked cars and a yellow "
+                "apartment building with tall windows and a shop sign"]
+    n = 8
+    batch = {"image": torch.randn(n, 3, size, size), "label": torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]),
+             "caption_tokens": tok([f"{captions[i % 2]}, {streets[i % 4]}" for i in range(n)]),
+             "coords": torch.rand(n, 2) * 500}
+    cand_tokens = tok(streets)
+    loss_fn = AddressCLIPLoss(LossWeights())
+    results = []
+    for grouped in (False, True):
+        model = AddressCLIP(clip, text_length_groups=grouped)
+        calls = []
+        hook = clip.transformer.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[:2]))
+        losses = batch_losses(model, loss_fn, batch, cand_tokens, torch.device("cpu"))
+        grads = torch.autograd.grad(losses["total"], [clip.token_embedding.weight, clip.visual.conv1.weight])
+        hook.remove()
+        results.append(({k: float(v.detach()) for k, v in losses.items()}, grads, calls))
+    (ref, ref_g, ref_calls), (got, got_g, got_calls) = results
+    assert len(ref_calls) == 2 and len(got_calls) > 2          # addresses, captions; then in groups
+    assert max(c[1] for c in got_calls[1:]) == ref_calls[1][1] > min(c[1] for c in got_calls[1:])
+    assert ref.keys() == got.keys() == {"address", "caption", "geography", "total"}
+    for k in ref:
+        assert got[k] == pytest.approx(ref[k], rel=1e-5, abs=1e-6), k
+    for a, b in zip(ref_g, got_g):
+        assert (a - b).abs().max() <= 1e-4 * a.abs().max()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 
@@ -60,6 +61,13 @@ def test_evaluate_beats_zero_shot_and_writes_reports(trained, tmp_path, caplog):
     assert set(m["per_district"]) == {"Kallio", "Kamppi", "Toolo"}
     assert (out / "map.png").stat().st_size > 1000 and "SSA@1" in (out / "metrics.md").read_text()
     assert len((out / "predictions.csv").read_text().splitlines()) == 1 + m["n_images"]
+    with open(out / "predictions.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))           # per-image hits, for paired comparisons of runs
+    for key in ("ssa@1", "ssa@5", "sa@1", "sa@5"):
+        assert 100 * sum(int(r[f"hit_{key}"]) for r in rows) / len(rows) == pytest.approx(m[key])
+    assert all(r["hit_ssa@1"] == r["correct"] == str(int(r["predicted_address"] == r["true_address"]))
+               for r in rows)
+    assert all(r["hit_sa@1"] >= r["hit_ssa@1"] and r["hit_ssa@5"] >= r["hit_ssa@1"] for r in rows)
     assert m["timing"]["candidates_cached"] is False
     with caplog.at_level(logging.INFO, logger="addressclip"):
         again = evaluate_run(trained, out=out, zero_shot=False)
