@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data_gen.questions import street_label
+
 RANKED = 40   # sub-street candidates ranked per image before reducing them to k distinct streets
 
 
@@ -29,7 +31,7 @@ def street_level(top: np.ndarray, streets: list[str], districts: list[str], k: i
     for row in top:
         seen: list[str] = []
         for c in row:
-            label = f"{streets[c]}, {districts[c]}"
+            label = street_label(streets[c], districts[c])
             if label not in seen:
                 seen.append(label)
                 if len(seen) == k:

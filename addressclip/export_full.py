@@ -48,6 +48,7 @@ from torch import nn
 from addressclip.export import (ExportError, hf_encoder_layers, hf_vision_config, hf_vision_state_dict,
                                 image_processor)
 from addressclip.predict import CANDIDATE_LABELS_FILE, FULL_EXPORT_FILE
+from data_gen.writer import publish
 
 PARITY_TOL = 1e-4
 
@@ -206,9 +207,7 @@ def export_full(clip: nn.Module, preprocess_cfg: dict, tokenizer, addresses: dic
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    publish(tmp, out)           # an older export is swapped aside, never deleted first
     return report
 
 

@@ -47,8 +47,9 @@ from data_gen.errors import DataError
 from data_gen.questions import (ADDRESS_ANSWERS, ADDRESS_QUESTIONS, DISTRICT_ANSWERS,  # noqa: F401
                                 DISTRICT_QUESTIONS, SCENE_FOLLOWUPS, STREET_ANSWERS,
                                 STREET_FOLLOWUPS, UNANSWERABLE, decorate, load_candidates,
-                                with_candidates, without_candidates)
+                                street_label, with_candidates, without_candidates)
 from data_gen.schema import SPLITS
+from data_gen.writer import publish
 
 IMAGE_TOKEN = "<image>"
 FORMAT_VERSION = 1
@@ -191,7 +192,7 @@ def build_split(dataset: IALDataset, split: str, config: ConversationConfig,
                 raise DataError(f"no candidates for image {r['id']!r} of split {split!r}",
                                 path=config.candidates)
             if (include_truth and s["kind"] != "unanswerable"
-                    and f"{r['street']}, {r['district']}" not in table[str(r["id"])]):
+                    and street_label(r["street"], r["district"]) not in table[str(r["id"])]):
                 continue
             first = s["conversations"][0]
             first["value"] = human(with_candidates(first["value"][len(IMAGE_TOKEN) + 1:],
@@ -225,9 +226,7 @@ def write_conversations(config: ConversationConfig) -> Path:
             "country": country, "seed": config.seed, "counts": counts,
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}}
     _write_json(tmp / "meta.json", meta)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    publish(tmp, out)
     return out
 
 

@@ -256,6 +256,11 @@ PROMPT_SETS: dict[str, tuple[str, ...]] = {
 CANDIDATES_PREFIX = "Candidates from retrieval: "
 
 
+def street_label(street: str, district: str) -> str:
+    """One candidate as the list names it ("Street, District"): the level LLaVA-IAL answers at."""
+    return f"{street}, {district}"
+
+
 def with_candidates(question: str, candidates: list[str]) -> str:
     """The question preceded by one line that lists the candidate addresses, best first."""
     return f"{CANDIDATES_PREFIX}{'; '.join(candidates)}.\n{question}"

@@ -29,6 +29,8 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from data_gen.writer import publish
+
 META_FILE = "llava_ial.json"
 KINDS = ("full", "lora", "projector")
 PROJECTOR_FILE = "projector.safetensors"
@@ -135,9 +137,7 @@ def atomic_dir(out: str | Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    publish(tmp, out)
 
 
 def tied_embeddings(model) -> bool:

@@ -31,8 +31,13 @@ def make_vision_dir(out: str | Path, *, image_size: int = 32, patch_size: int = 
     processor = CLIPImageProcessor(size={"shortest_edge": image_size},
                                    crop_size={"height": image_size, "width": image_size},
                                    do_center_crop=True, resample=3)
+    return _write_vision_dir(out, "CLIPVisionModel", config, model, processor)
+
+
+def _write_vision_dir(out, architecture: str, config, model, processor) -> Path:
+    """``out`` as a vision-tower folder: config, ``vision_model.*`` safetensors, image processor."""
     with atomic_dir(out) as tmp:
-        config.architectures = ["CLIPVisionModel"]
+        config.architectures = [architecture]
         config.save_pretrained(tmp)
         state = {f"vision_model.{k}": v.contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
@@ -51,13 +56,7 @@ def make_siglip_vision_dir(out: str | Path, *, image_size: int = 32, patch_size:
     torch.manual_seed(seed)
     model = SiglipVisionModel(config)
     processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
-    with atomic_dir(out) as tmp:
-        config.architectures = ["SiglipVisionModel"]
-        config.save_pretrained(tmp)
-        state = {f"vision_model.{k}": v.contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        processor.save_pretrained(tmp)
-    return Path(out)
+    return _write_vision_dir(out, "SiglipVisionModel", config, model, processor)
 
 
 def llama_sentencepiece_model() -> Path:
