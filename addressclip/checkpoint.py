@@ -33,15 +33,15 @@ import os
 import random
 import re
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from addressclip.model import CheckpointError
+from ial_core.checkpoints import file_problem
+from ial_core.files import atomic_dir, write_text
 
 CHECKPOINTS = "checkpoints"
 INIT = "init"
@@ -51,35 +51,12 @@ CONFIG_FILE = "open_clip_config.json"
 STATE_FILE = "training_state.pt"
 META_FILE = "state.json"
 STEP_DIR = re.compile(r"^step_(\d+)$")
-# What an interrupted save leaves beside the checkpoints: ``.step_000012.tmp.PID`` (a directory being
-# written), ``.step_000012.old.PID`` (the copy being replaced), ``.latest.json.PID.tmp``.
-TEMPORARY = re.compile(r"^\.(.+)\.(tmp|old)\.\d+$|^\.latest\.json\.\d+\.tmp$")
+# What an interrupted save leaves beside the checkpoints (:mod:`ial_core.files` names):
+# ``.step_000012.tmp.PID-ID`` (a directory being written), ``.step_000012.old.PID-ID`` (the copy
+# being replaced), ``.latest.json.tmp.PID-ID``; runs of earlier versions left ``.latest.json.PID.tmp``.
+TEMPORARY = re.compile(r"^\.(.+)\.(tmp|old)\.[0-9a-f-]+$|^\.latest\.json\.\d+\.tmp$")
 
 log = logging.getLogger("addressclip.checkpoint")
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file or directory to disk: a rename is only durable once what it renames is."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(directory: Path) -> None:
-    for child in directory.iterdir():
-        if child.is_file():
-            _fsync(child)
-    _fsync(directory)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    _fsync(tmp)
-    os.replace(tmp, path)
-    _fsync(path.parent)
 
 
 def write_model_files(directory: Path, clip: torch.nn.Module, config: dict) -> None:
@@ -90,27 +67,11 @@ def write_model_files(directory: Path, clip: torch.nn.Module, config: dict) -> N
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=list), encoding="utf-8")
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Rename the finished temporary directory ``tmp`` to ``final`` (after flushing it to disk)."""
-    _fsync_tree(tmp)
-    if final.exists():  # re-saving the same step (e.g. after a resume): swap, then delete the old one
-        old = final.with_name(f".{final.name}.old.{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    _fsync(final.parent)
-
-
 def save_model_dir(path: str | Path, clip: torch.nn.Module, config: dict) -> Path:
     """Atomically write a model-only checkpoint directory (used for ``init``)."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_model_files(tmp, clip, config)
-    _publish(tmp, final)
+    with atomic_dir(final, durable=True) as tmp:
+        write_model_files(tmp, clip, config)
     return final
 
 
@@ -143,48 +104,19 @@ def save_checkpoint(run_dir: str | Path, *, clip: torch.nn.Module, model_config:
     ckpt_root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:06d}"
     final = ckpt_root / name
-    tmp = ckpt_root / f".{name}.tmp.{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_model_files(tmp, clip, model_config)
     meta = {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, **(extra or {})}
-    torch.save({"optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else {},
-                "rng": rng_state(), **meta}, tmp / STATE_FILE)
-    (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    _publish(tmp, final)
-    _atomic_write_text(ckpt_root / LATEST, json.dumps({"checkpoint": name, **meta}, indent=2))
+    with atomic_dir(final, durable=True) as tmp:
+        write_model_files(tmp, clip, model_config)
+        torch.save({"optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else {},
+                    "rng": rng_state(), **meta}, tmp / STATE_FILE)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    write_text(ckpt_root / LATEST, json.dumps({"checkpoint": name, **meta}, indent=2), durable=True)
     steps = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())
     for old in steps[:-keep] if keep > 0 else []:
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _safetensors_problem(path: Path) -> str | None:
-    """safetensors checks that its header's tensor offsets cover the file exactly: a truncated or
-    padded file fails here, without reading the tensors."""
-    try:
-        with safe_open(str(path), framework="pt"):
-            return None
-    except (SafetensorError, OSError) as exc:
-        return f"{path}: truncated or corrupt safetensors file ({exc})"
-
-
-def _torch_zip_problem(path: Path) -> str | None:
-    """``torch.save`` writes a zip archive whose directory sits at the end: a truncated file has none."""
-    try:
-        with zipfile.ZipFile(path):
-            return None
-    except (zipfile.BadZipFile, OSError) as exc:
-        return f"{path}: truncated or corrupt training state ({exc})"
-
-
-def _json_problem(path: Path) -> str | None:
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-        return None
-    except (ValueError, OSError) as exc:
-        return f"{path}: truncated or corrupt JSON ({exc})"
 
 
 def checkpoint_problem(path: str | Path, *, training_state: bool) -> str | None:
@@ -199,15 +131,13 @@ def checkpoint_problem(path: str | Path, *, training_state: bool) -> str | None:
         return f"{path}: no such checkpoint directory"
     if not (path / MODEL_FILE).is_file():
         return f"{path}: not a checkpoint directory (no {MODEL_FILE})"
-    required = [(MODEL_FILE, _safetensors_problem), (CONFIG_FILE, _json_problem)]
-    if training_state:
-        required += [(STATE_FILE, _torch_zip_problem), (META_FILE, _json_problem)]
-    for name, check in required:
+    required = [MODEL_FILE, CONFIG_FILE] + ([STATE_FILE, META_FILE] if training_state else [])
+    for name in required:
         file = path / name
         if not file.is_file():
             return f"{file}: missing" + (f"; {path} cannot be resumed from (model weights only)"
                                          if name == STATE_FILE else "")
-        problem = check(file)
+        problem = file_problem(file)
         if problem:
             return problem
     return None

@@ -2,7 +2,7 @@
 
 - **Classes** are the distinct canonical addresses of ``addresses.json`` (``{street} & {cross},
   {district}``), in file order. Every image's ``address`` must be one of them, otherwise a
-  :class:`~data_gen.errors.DataError` names the split, row and address (no silent relabelling). An
+  :class:`~ial_core.errors.DataError` names the split, row and address (no silent relabelling). An
   empty split is an error too (raised by ``IALDataset.split``).
 - **Address text** encoded for the image-address loss and for prediction is the canonical address as
   is, with no prompt template (the paper aligns images with "the address text").
@@ -34,8 +34,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from data_gen.dataset import IALDataset
-from data_gen.errors import DataError
-from data_gen.photos import open_rgb
+from ial_core.errors import DataError
+from ial_core.images import open_rgb
 
 
 @dataclass

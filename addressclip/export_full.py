@@ -48,7 +48,7 @@ from torch import nn
 from addressclip.export import (ExportError, hf_encoder_layers, hf_vision_config, hf_vision_state_dict,
                                 image_processor)
 from addressclip.predict import CANDIDATE_LABELS_FILE, FULL_EXPORT_FILE
-from data_gen.writer import publish
+from ial_core.files import publish
 
 PARITY_TOL = 1e-4
 

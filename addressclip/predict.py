@@ -51,8 +51,9 @@ from PIL import Image
 
 from addressclip.calibration import Calibration
 from addressclip.open_set import load_open_set
-from data_gen.errors import DataError
-from data_gen.photos import _to_rgb, open_rgb
+from ial_core.errors import DataError
+from ial_core.images import open_rgb
+from ial_core.images import to_rgb as pil_to_rgb
 
 log = logging.getLogger("addressclip.predict")
 
@@ -235,10 +236,10 @@ class _HFBackend:
 # ---- the predictor -------------------------------------------------------------------------------
 
 def to_rgb(image) -> Image.Image:
-    """A path (decoded fully by :func:`data_gen.photos.open_rgb`, DataError naming it) or a PIL
+    """A path (decoded fully by :func:`ial_core.images.open_rgb`, DataError naming it) or a PIL
     image (converted to 8-bit RGB as in training)."""
     if isinstance(image, Image.Image):
-        return _to_rgb(image)
+        return pil_to_rgb(image)
     if isinstance(image, (str, os.PathLike)):
         return open_rgb(image)
     raise TypeError(f"expected an image path or a PIL image, got {type(image).__name__}")

@@ -45,7 +45,7 @@ from addressclip.model import (AddressCLIP, CheckpointError, apply_locks, count_
 from addressclip.precision import autocast, grad_scaler, resolve_precision
 from addressclip.scheduler import lr_at, set_lr
 from data_gen.dataset import load_dataset_dir
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 
 log = logging.getLogger("addressclip.train")
 

@@ -29,8 +29,8 @@ import numpy as np
 
 from data_gen import addresses as fmt
 from data_gen.card import card_text, plot_map
-from data_gen.cli import parse_config
-from data_gen.errors import DataError, SkipReport, handle
+from ial_core.config import parse_config
+from ial_core.errors import DataError, SkipReport, handle
 from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
 from data_gen.osm import CityMap, embedded_extract_path, read_city
 from data_gen.partition import PartitionConfig, Piece, finalise, initial_pieces, merge_small

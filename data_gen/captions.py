@@ -18,7 +18,7 @@ Model support
     model is loaded with ``AutoModelForImageTextToText`` (BLIP is in that mapping in 5.24) and, should a
     version drop it from the mapping, with ``BlipForConditionalGeneration`` chosen by
     ``config.model_type`` (never by folder name). Other model types are refused with a
-    :class:`~data_gen.errors.DataError`: the prompt handling below is BLIP's.
+    :class:`~ial_core.errors.DataError`: the prompt handling below is BLIP's.
 
 Prompt handling (conditional captioning)
     BLIP's ``generate`` returns the prompt tokens followed by the continuation. The caption returned is
@@ -41,7 +41,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import DataError, SkipReport, handle
+from ial_core.errors import DataError, SkipReport, handle
 
 DEFAULT_PROMPT = "a street view of"
 DEFAULT_MODEL_ID = "Salesforce/blip-image-captioning-large"
@@ -241,7 +241,7 @@ def _join(prompt: str, continuation: str) -> str:
 
 def _open_rgb(path: Path) -> Image.Image:
     """The toolkit's one image reader (EXIF orientation applied, any mode to RGB), naming ``path``."""
-    from data_gen.photos import open_rgb
+    from ial_core.images import open_rgb
 
     if not Path(path).is_file():
         raise DataError("image file not found", path=path)

@@ -39,9 +39,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from data_gen.addresses import full_address
-from data_gen.cli import parse_config
+from ial_core.config import parse_config
 from data_gen.dataset import IALDataset, load_dataset_dir
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 # The question bank (one place for training, inference and the QA harness); its names stay
 # importable from here.
 from data_gen.questions import (ADDRESS_ANSWERS, ADDRESS_QUESTIONS, DISTRICT_ANSWERS,  # noqa: F401
@@ -49,7 +49,7 @@ from data_gen.questions import (ADDRESS_ANSWERS, ADDRESS_QUESTIONS, DISTRICT_ANS
                                 STREET_FOLLOWUPS, UNANSWERABLE, decorate, load_candidates,
                                 street_label, with_candidates, without_candidates)
 from data_gen.schema import SPLITS
-from data_gen.writer import publish
+from ial_core.files import atomic_dir, write_json
 
 IMAGE_TOKEN = "<image>"
 FORMAT_VERSION = 1
@@ -200,33 +200,26 @@ def build_split(dataset: IALDataset, split: str, config: ConversationConfig,
     return pretrain, instruct
 
 
-def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-
-
 def write_conversations(config: ConversationConfig) -> Path:
     """Write every split's files into ``config.out`` (atomically: temporary folder, then rename)."""
     dataset = load_dataset_dir(config.data)
     out = Path(config.out) if config.out is not None else Path(config.data) / "conversations"
     country = resolve_country(config, dataset.city)
     forbidden = place_names(dataset, country)
-    tmp = out.with_name(f".{out.name}.tmp.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     counts = {}
-    for split in config.splits:
-        pretrain, instruct = build_split(dataset, split, config, country)
-        check_no_leak(pretrain + instruct, forbidden)
-        _write_json(tmp / f"pretrain_{split}.json", pretrain)
-        _write_json(tmp / f"instruct_{split}.json", instruct)
-        counts[split] = {"pretrain": len(pretrain),
-                         "instruct": dict(sorted(Counter(s["kind"] for s in instruct).items()))}
-    meta = {"format_version": FORMAT_VERSION, "dataset": str(Path(config.data).resolve()),
-            "image_root": str(dataset.image_root.resolve()), "city": dataset.city,
-            "country": country, "seed": config.seed, "counts": counts,
-            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}}
-    _write_json(tmp / "meta.json", meta)
-    publish(tmp, out)
+    with atomic_dir(out) as tmp:
+        for split in config.splits:
+            pretrain, instruct = build_split(dataset, split, config, country)
+            check_no_leak(pretrain + instruct, forbidden)
+            write_json(tmp / f"pretrain_{split}.json", pretrain)
+            write_json(tmp / f"instruct_{split}.json", instruct)
+            counts[split] = {"pretrain": len(pretrain),
+                             "instruct": dict(sorted(Counter(s["kind"] for s in instruct).items()))}
+        meta = {"format_version": FORMAT_VERSION, "dataset": str(Path(config.data).resolve()),
+                "image_root": str(dataset.image_root.resolve()), "city": dataset.city,
+                "country": country, "seed": config.seed, "counts": counts,
+                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}}
+        write_json(tmp / "meta.json", meta)
     return out
 
 

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Iterator
 
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 
 
 def read_rows(path: Path, required: tuple[str, ...],

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import datasets
 
-from data_gen.errors import DataError
-from data_gen.paths import resolve_in_root
+from ial_core.errors import DataError
+from ial_core.paths import resolve_in_root
 from data_gen.schema import SCHEMA_VERSION
 
 

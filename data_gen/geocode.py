@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data_gen.cli import parse_config
+from ial_core.config import parse_config
 from data_gen.csvtable import number_in_range, read_rows
-from data_gen.errors import DataError, SkipReport, handle
+from ial_core.errors import DataError, SkipReport, handle
 from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
 from data_gen.osm import embedded_extract_path, read_city
 from data_gen.partition import PartitionConfig, finalise, initial_pieces, merge_small

@@ -27,7 +27,7 @@ import osmium
 import shapely
 
 from data_gen.districts import District, build_districts
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 from data_gen.geo import UTMProjection
 
 # Streets people give as addresses: the drivable network plus pedestrian and living streets.

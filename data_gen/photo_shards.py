@@ -28,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 
 SHARDS = "shards"
 MERGED = "photos.json"

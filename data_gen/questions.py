@@ -276,7 +276,7 @@ def load_candidates(path, split: str) -> dict[str, list[str]]:
     import json
     from pathlib import Path
 
-    from data_gen.errors import DataError
+    from ial_core.errors import DataError
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         table = data["splits"][split]

@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from data_gen import addresses as addr
-from data_gen.errors import DataError, SkipReport, skip_or_raise, tagged_error
-from data_gen.paths import resolve_in_root
+from ial_core.errors import DataError, SkipReport, skip_or_raise, tagged_error
+from ial_core.paths import resolve_in_root
 from data_gen.released_annotations import (  # noqa: F401  (the reader's public names, re-exported)
     CANONICAL_FORMS, DEFAULT_ORDER, ROLES, ReleasedAnnotations, ReleasedRecord, detect_order,
     parse_canonical, parse_canonical_form, parse_field_order, read_released_annotations)

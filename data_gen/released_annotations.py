@@ -24,9 +24,9 @@ from typing import NamedTuple
 from pathlib import Path
 
 from data_gen import addresses as addr
-from data_gen.errors import DataError, SkipReport, handle, skip_or_raise, tagged_error
-from data_gen.paths import _PLAIN as _PLAIN_PATH
-from data_gen.paths import safe_relative_path
+from ial_core.errors import DataError, SkipReport, handle, skip_or_raise, tagged_error
+from ial_core.paths import _PLAIN as _PLAIN_PATH
+from ial_core.paths import safe_relative_path
 
 ROLES = ("caption", "verbose", "canonical")
 DEFAULT_ORDER = ("caption", "verbose", "canonical")  # the schema's annotations/{split}.json layout
@@ -301,7 +301,7 @@ def _describe(value: list) -> str:
 def _safe_image(path: Path, key: str) -> str:
     """The normalised relative image path; anything that could leave the image root is refused."""
     if key.isascii() and _PLAIN_PATH.fullmatch(key) and key[1:2] != ":":
-        return key                       # already normal (see data_gen.paths)
+        return key                       # already normal (see ial_core.paths)
     plain = key
     while plain.startswith("./"):     # the released files write some keys "./000/..."
         plain = plain[2:]

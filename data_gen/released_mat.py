@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_gen.errors import DataError, SkipReport, handle
+from ial_core.errors import DataError, SkipReport, handle
 from data_gen.released_coords import Coordinates, normalise_key
 
 _DB_FIELDS = (("dbImage", "utmDb"), ("qImage", "utmQ"))

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from data_gen.errors import DataError, SkipReport, handle, tagged_error
+from ial_core.errors import DataError, SkipReport, handle, tagged_error
 from data_gen.released_coords import SFXL_FILENAMES, Coordinates
 
 MAX_DISAGREEMENT_M = 50.0

@@ -9,7 +9,7 @@ not a Python loop per row and column.
 
 Publishing is atomic: everything is written into a temporary sibling of the target
 (:func:`staging_folder`), which is renamed into place only once complete; an older dataset in the
-target is swapped out and then deleted, and a failure leaves the target as it was.
+target is swapped aside and then deleted, and a failure leaves the target as it was.
 """
 
 from __future__ import annotations
@@ -17,28 +17,18 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from data_gen.errors import DataError, SkipReport
+from ial_core.errors import DataError, SkipReport
 from data_gen.schema import COORDINATE_COLUMNS, FEATURES
+from ial_core.files import atomic_dir, write_json
 
 HF_BATCH_ROWS = 20_000     # rows per Arrow record batch in hf/
 JSON_CHUNK = 20_000        # annotation entries encoded at a time
 # the released [caption, verbose, canonical], by column name
 ANNOTATION_FIELDS = ("caption", "verbose_address", "address")
-
-
-def write_json(path: Path, obj, *, indent: int | None = 1) -> None:
-    """UTF-8 JSON (non-ASCII kept) with a final newline."""
-    text = json.dumps(obj, ensure_ascii=False, indent=indent)   # (dumps, not dump: C encoder)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.write("\n")
 
 
 def check_out_dir(out: Path) -> None:
@@ -55,30 +45,11 @@ def check_out_dir(out: Path) -> None:
 
 @contextlib.contextmanager
 def staging_folder(out: Path):
-    """A fresh temporary sibling of ``out`` to write into; renamed onto ``out`` when the block ends
-    normally, deleted when it raises (so nothing half-written is ever visible at ``out``)."""
-    out = Path(out)
+    """A fresh temporary sibling of ``out`` to write into (:func:`ial_core.files.atomic_dir`), after
+    :func:`check_out_dir` has agreed to replace what is there."""
     check_out_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()     # (not mkdtemp: the folder gets the usual permissions, not 0700)
-    try:
+    with atomic_dir(out) as tmp:
         yield tmp
-        publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def publish(tmp: Path, out: Path) -> None:
-    """Move the finished folder ``tmp`` onto ``out``; an older dataset there is swapped out first."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 def split_indices(split, names) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import shapely
 
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 
 _REPEAT = re.compile(r"\s*\(\d+\)\s*$")
 

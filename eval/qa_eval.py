@@ -27,8 +27,8 @@ from pathlib import Path
 if __package__ in (None, ""):   # `python eval/qa_eval.py`: import the package, not the folder
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from data_gen.cli import parse_config  # noqa: E402
-from data_gen.errors import DataError  # noqa: E402
+from ial_core.config import parse_config  # noqa: E402
+from ial_core.errors import DataError  # noqa: E402
 from data_gen.questions import (load_candidates, prompt_set, with_candidates,  # noqa: E402
                                 without_candidates)
 from eval.address_parser import AddressParser  # noqa: E402

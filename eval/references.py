@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_gen.errors import DataError
-from data_gen.paths import resolve_in_root, safe_relative_path
+from ial_core.errors import DataError
+from ial_core.paths import resolve_in_root, safe_relative_path
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from data_gen.photos import _to_rgb
+from ial_core.images import to_rgb
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024    # a phone photo is 2-10 MB
 MAX_PIXELS = 40_000_000                # 40 megapixels; street photos are far smaller
@@ -47,7 +47,7 @@ def read_upload(path: str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES,
                         f"({width * height / 1e6:.0f} megapixels), over the limit of "
                         f"{max_pixels / 1e6:.0f}; refused without decoding (a decompression bomb?)")
                 image.load()
-                return _to_rgb(image)
+                return to_rgb(image)
     except UploadError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -15,7 +15,7 @@ import json
 import sys
 import time
 
-from data_gen.cli import parse_config
+from ial_core.config import parse_config
 from ial_pipeline.config import PipelineConfig
 from ial_pipeline.runner import Ledger, StepFailed, decide, execute, shown_command
 from ial_pipeline.steps import Paths, build_steps

@@ -275,7 +275,7 @@ def compose_to_dir(cfg: ComposeConfig) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from data_gen.cli import parse_config
+    from ial_core.config import parse_config
     cfg = parse_config(ComposeConfig, argv, description=__doc__.split("\n")[0])
     out = compose_to_dir(cfg)
     config = json.loads((out / "config.json").read_text())

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from data_gen.errors import DataError
-from data_gen.paths import resolve_in_root, safe_relative_path
-from data_gen.photos import open_rgb
+from ial_core.errors import DataError
+from ial_core.paths import resolve_in_root, safe_relative_path
+from ial_core.images import open_rgb
 from llava_ial.template import IMAGE_TOKEN, llava_to_messages, marks_generation
 
 IGNORE_INDEX = -100

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from llava_ial.inference import load_for_inference
-from llava_ial.layout import atomic_dir, read_meta, write_full, write_meta
+from ial_core.files import atomic_dir
+from llava_ial.layout import read_meta, write_full, write_meta
 from llava_ial.model import base_of
 
 DEFAULT_TOLERANCE = 1e-4     # max abs logit difference, float32

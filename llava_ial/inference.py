@@ -43,8 +43,8 @@ def load_for_inference(model_dir: str | Path, *, dtype: torch.dtype = torch.floa
 
 
 def read_image(path: str | Path) -> Image.Image:
-    """RGB pixels as training saw them (:func:`data_gen.photos.open_rgb`); DataError naming it."""
-    from data_gen.photos import open_rgb
+    """RGB pixels as training saw them (:func:`ial_core.images.open_rgb`); DataError naming it."""
+    from ial_core.images import open_rgb
     return open_rgb(path)
 
 

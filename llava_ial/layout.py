@@ -20,16 +20,14 @@ sidesteps ``save_pretrained(state_dict=...)`` under ZeRO-3, which in transformer
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from data_gen.writer import publish
+from ial_core.files import atomic_dir
+
 
 META_FILE = "llava_ial.json"
 KINDS = ("full", "lora", "projector")
@@ -122,22 +120,6 @@ def checkpoint_keys(folder: str | Path) -> list[str]:
         with safe_open(str(path), "pt") as f:
             keys += list(f.keys())
     return keys
-
-
-@contextmanager
-def atomic_dir(out: str | Path):
-    """Yield a temporary sibling of ``out``; on success replace ``out`` with it, else delete it."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    publish(tmp, out)
 
 
 def tied_embeddings(model) -> bool:

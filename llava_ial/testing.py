@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from llava_ial.layout import atomic_dir
+from ial_core.files import atomic_dir
 
 
 def make_vision_dir(out: str | Path, *, image_size: int = 32, patch_size: int = 8,

@@ -103,7 +103,7 @@ class TinyLMConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from data_gen.cli import parse_config
+    from ial_core.config import parse_config
 
     config = parse_config(TinyLMConfig, argv, description=__doc__.split("\n")[0])
     out = build_tiny_lm_dir(config.name, config.conversations, config.out, config.seed)

@@ -25,18 +25,18 @@ import re
 import shutil
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from transformers import AutoProcessor, Trainer
 
 from llava_ial.compose import num_image_tokens
 from llava_ial.config import parse_args
 from llava_ial.data import Collator, ConversationDataset
-from llava_ial.layout import PROJECTOR_FILE, atomic_dir, read_meta, save_full, write_meta
+from ial_core.checkpoints import file_problem
+from ial_core.files import atomic_dir
+from llava_ial.layout import PROJECTOR_FILE, read_meta, save_full, write_meta
 from llava_ial.model import (apply_lora, base_of, count_trainable, load_llava, load_projector,
                              part_of, projector_state_dict, set_trainable)
 
@@ -131,28 +131,7 @@ def check_combination(margs, largs, targs) -> None:
                     "are ignored (use zero2.json/zero3.json, which leave the optimizer to the Trainer)")
 
 
-def _file_problem(path: Path) -> str | None:
-    """Why one checkpoint file is unreadable, naming it; None if its structure is intact.
-
-    Headers only, no tensors read: safetensors checks that its header's offsets cover the file
-    exactly, ``torch.save`` files (``.pt``/``.pth``/``.bin``) are zip archives whose directory sits at
-    the end, JSON must parse. That catches the usual damage, a file cut short.
-    """
-    try:
-        if path.suffix == ".safetensors":
-            with safe_open(str(path), framework="pt"):
-                pass
-        elif path.suffix in (".pt", ".pth", ".bin"):
-            with zipfile.ZipFile(path):
-                pass
-        elif path.suffix == ".json":
-            json.loads(path.read_text(encoding="utf-8"))
-    except (SafetensorError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        return f"{path}: truncated or corrupt ({exc})"
-    return None
-
-
-def checkpoint_problem(folder: str | Path) -> str | None:
+def trainer_checkpoint_problem(folder: str | Path) -> str | None:
     """Why the Trainer checkpoint ``folder`` cannot be resumed from, naming the file; None if it can.
 
     The Trainer writes ``checkpoint-N/`` in place (model, optimizer, scheduler, RNG state, then
@@ -168,27 +147,27 @@ def checkpoint_problem(folder: str | Path) -> str | None:
     if not any((folder / name).is_file() for name in WEIGHTS) and not list(folder.glob("global_step*")):
         return f"{folder}: no model weights ({', '.join(WEIGHTS)} or DeepSpeed global_step*/)"
     index = folder / "model.safetensors.index.json"
-    if index.is_file() and not _file_problem(index):
+    if index.is_file() and not file_problem(index):
         shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
         missing = [name for name in shards if not (folder / name).is_file()]
         if missing:
             return f"{folder / missing[0]}: missing (listed in {index.name})"
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        problem = _file_problem(path)
+        problem = file_problem(path)
         if problem:
             return problem
     return None
 
 
 def latest_complete_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest ``checkpoint-N`` that :func:`checkpoint_problem` accepts; each newer one it skips
+    """The newest ``checkpoint-N`` that :func:`trainer_checkpoint_problem` accepts; each newer one it skips
     is logged with the reason. None when there is no checkpoint at all; an error when there are some
     and every one is damaged (starting over silently would throw the run away)."""
     folders = [p for p in Path(output_dir).iterdir() if p.is_dir() and CHECKPOINT_DIR.match(p.name)]
     folders.sort(key=lambda p: int(CHECKPOINT_DIR.match(p.name).group(1)), reverse=True)
     problems = []
     for folder in folders:
-        problem = checkpoint_problem(folder)
+        problem = trainer_checkpoint_problem(folder)
         if problem is None:
             if problems:
                 log.warning("resuming from %s, the newest complete checkpoint", folder)
@@ -214,7 +193,7 @@ def resolve_resume(targs) -> str | None:
         return last
     if not Path(value).is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint {value}: no such checkpoint folder")
-    problem = checkpoint_problem(value)
+    problem = trainer_checkpoint_problem(value)
     if problem:
         raise ValueError(f"--resume_from_checkpoint {value}: {problem}")
     return value

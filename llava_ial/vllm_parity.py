@@ -32,7 +32,7 @@ def vllm_side(model: str, images: list[str], question: str, max_tokens: int,
               limit_mm_per_prompt={"image": 1})
     out = {}
     for path in images:
-        with Image.open(path) as stored:    # upright as data_gen.photos.open_rgb (no toolkit import here)
+        with Image.open(path) as stored:    # upright as ial_core.images.open_rgb (no toolkit import here)
             image = ImageOps.exif_transpose(stored).convert("RGB")
         messages = [{"role": "user", "content": [{"type": "image_pil", "image_pil": image},
                                                  {"type": "text", "text": question}]}]
@@ -49,7 +49,7 @@ def transformers_side(model_dir: str, images: list[str], question: str, max_toke
     import torch
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from data_gen.photos import open_rgb
+    from ial_core.images import open_rgb
     model = LlavaForConditionalGeneration.from_pretrained(
         model_dir, dtype=getattr(torch, dtype), use_safetensors=True,
         trust_remote_code=False).to(device).eval()

@@ -11,7 +11,7 @@ from PIL import Image
 from addressclip.data import CandidateSet, EpochBatchSampler, IALImageDataset
 from addressclip.evaluate import score
 from data_gen.dataset import load_dataset_dir
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 from synthetic_ial import make_synthetic_dataset, synthetic_dataset  # noqa: F401  (fixture)
 
 PRE = {"size": (64, 64), "mode": "RGB", "mean": (0.48145466, 0.4578275, 0.40821073),

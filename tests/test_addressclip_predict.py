@@ -14,7 +14,7 @@ from pyproj import Transformer
 from addressclip.calibration import (Calibration, choose_threshold, expected_calibration_error,
                                      fit_temperature, softmax)
 from addressclip.predict import AddressPredictor, group_mean, load_candidates, main as predict_main
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 from stage1_fixtures import synthetic_dataset, trained_run  # noqa: F401  (fixtures)
 
 # An L-shaped street in UTM 35N (central Helsinki): 400 m east, then 200 m north. Its centroid is

@@ -12,7 +12,7 @@ from PIL import Image
 
 from data_gen.build import BuildConfig, build, main
 from data_gen.dataset import load_dataset_dir
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 from data_gen.schema import COLUMNS
 
 SMALL = dict(spacing_m=40.0, headings=2, image_size=64, workers=2)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from data_gen.captions import DEFAULT_PROMPT, LocalCaptioner, no_captioner_message
-from data_gen.errors import DataError, SkipReport
+from ial_core.errors import DataError, SkipReport
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "street", "view", "of", "the", "with",
          "car", "cars", "tree", "trees", "building", "buildings", "road", "and", "sky", "house", "shop",

@@ -14,7 +14,7 @@ from synthetic_ial import make_synthetic_dataset  # noqa: E402
 from data_gen import conversations as conv  # noqa: E402
 from data_gen.addresses import full_address  # noqa: E402
 from data_gen.dataset import load_dataset_dir  # noqa: E402
-from data_gen.errors import DataError  # noqa: E402
+from ial_core.errors import DataError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data_gen.photos import open_rgb
+from ial_core.images import open_rgb
 from synthetic_ial import make_synthetic_dataset
 
 PRE = {"size": (32, 32), "mode": "RGB", "mean": (0.48145466, 0.4578275, 0.40821073),

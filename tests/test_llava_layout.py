@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from llava_ial.layout import (LayoutError, atomic_dir, checkpoint_keys, checkpoint_name, read_meta,
+from ial_core.files import atomic_dir
+from llava_ial.layout import (LayoutError, checkpoint_keys, checkpoint_name, read_meta,
                               write_meta, write_weights)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 from data_gen.osm import read_city
 
 OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from data_gen.cli import parse_config
-from data_gen.errors import DataError
-from data_gen.paths import resolve_in_root, safe_relative_path
+from ial_core.config import parse_config
+from ial_core.errors import DataError
+from ial_core.paths import resolve_in_root, safe_relative_path
 
 
 @pytest.mark.parametrize("bad", ["../x.jpg", "a/../../x.jpg", "/etc/passwd", "C:\\x.jpg", "",

@@ -299,7 +299,7 @@ def test_gazetteer_json_round_trip(tmp_path, pittsburgh_json):  # noqa: F811
 
 
 def test_bad_gazetteer_files_name_the_problem(tmp_path):
-    from data_gen.errors import DataError
+    from ial_core.errors import DataError
     bad = tmp_path / "bad.json"
     for text, words in (("{", "JSON"), ('{"city": "X"}', "streets"),
                         ('{"city": "X", "streets": ["a"], "districts": [3]}', "districts")):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 from eval.address_parser import AddressParser
 from eval.gazetteer import Gazetteer
 from eval.normalize import compact

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 from data_gen.questions import DESIGN_QUESTION, HELDOUT_ADDRESS_QUESTIONS
 from eval.backends.base import Backend, Item, Result
 from eval.config import QAEvalConfig

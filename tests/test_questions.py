@@ -87,7 +87,7 @@ def test_training_conversations_never_contain_heldout_questions(tmp_path):
 
 def test_candidate_aware_conversations(tmp_path):
     from data_gen.dataset import load_dataset_dir
-    from data_gen.errors import DataError
+    from ial_core.errors import DataError
     data = make_synthetic_dataset(tmp_path / "data", city="Helsinki")
     rows = load_dataset_dir(data).split("train").to_list()
     table = {str(r["id"]): [f"{r['street']}, {r['district']}", "Otherkatu, Elsewhere"] for r in rows}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from data_gen import released
 from data_gen.dataset import load_dataset_dir
-from data_gen.errors import DataError, SkipReport
+from ial_core.errors import DataError, SkipReport
 from data_gen.released import (ReleasedAnnotations, detect_order, heading_from_name, main,
                                parse_canonical, read_released_annotations, read_utm_coordinates,
                                released_to_dataset, utm_crs)

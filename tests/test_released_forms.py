@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data_gen.dataset import load_dataset_dir
-from data_gen.errors import DataError, SkipReport
+from ial_core.errors import DataError, SkipReport
 from data_gen.released import main, read_released_annotations, released_to_dataset
 from data_gen.released_annotations import (FORM_AMPERSAND, FORM_PARENTHESES, FORM_STREET,
                                            parse_canonical_form)
@@ -221,7 +221,7 @@ def test_released_dataset_feeds_the_qa_gazetteer(tmp_path):
 @given(st.text(alphabet="ab./\\: @_-\x00", max_size=12))
 def test_plain_path_fast_path_agrees_with_the_full_check(text):
     """The shortcut for already-normal paths must accept and return exactly what the full check does."""
-    from data_gen.paths import _PLAIN, safe_relative_path
+    from ial_core.paths import _PLAIN, safe_relative_path
 
     def full(t):
         try:

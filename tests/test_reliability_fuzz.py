@@ -8,7 +8,7 @@ rows through each annotation reader, with no unhandled exception.
   control characters, JSON fragments and deep nesting, and every few hundred a very long string.
 - Readers: each generated row is read on its own (one row or entry after a good one), so the
   promise is checked row by row: the row parses, or the reader raises the toolkit's own
-  :class:`~data_gen.errors.DataError` whose message names the file and that row / item. The answers
+  :class:`~ial_core.errors.DataError` whose message names the file and that row / item. The answers
   file reader reports problems instead of raising; there every line is either an answer/error for
   its id or an issue naming the line.
 
@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 from eval.address_parser import KINDS, AddressParser
 from eval.gazetteer import Gazetteer
 from test_qa_support import PITTSBURGH

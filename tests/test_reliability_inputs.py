@@ -3,7 +3,7 @@
 - corrupt rows and images give an error naming the file and row/id, or with ``skip`` (the
   builder's ``--skip-bad``) are skipped and counted; images in another mode or size are converted
   (RGB, resized by the preprocess), not refused (decision documented in
-  :func:`data_gen.photos.open_rgb`);
+  :func:`ial_core.images.open_rgb`);
 - an image that fails to decode inside a DataLoader worker (stage one and stage two) raises an
   error naming the image and its id;
 - image paths with ``..``, absolute paths and symlinks out of the root are refused wherever paths
@@ -26,8 +26,9 @@ import pytest
 import torch
 from PIL import Image
 
-from data_gen.errors import DataError, SkipReport
-from data_gen.photos import check_image, open_rgb, read_gps_csv
+from ial_core.errors import DataError, SkipReport
+from data_gen.photos import check_image, read_gps_csv
+from ial_core.images import open_rgb
 from synthetic_ial import make_synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]

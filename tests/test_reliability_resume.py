@@ -303,7 +303,7 @@ def test_stage_two_damage_is_named_and_never_silently_replaced(tmp_path):
     (sharded / "model.safetensors").rename(sharded / "model-00001-of-00002.safetensors")
     (sharded / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
         "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
-    assert stage_two.checkpoint_problem(sharded) == (f"{sharded / 'model-00002-of-00002.safetensors'}: "
+    assert stage_two.trainer_checkpoint_problem(sharded) == (f"{sharded / 'model-00002-of-00002.safetensors'}: "
                                                      "missing (listed in model.safetensors.index.json)")
 
 

@@ -109,7 +109,7 @@ class HFBackend(Backend):
     def _generate(self, batch: list[Item]) -> list[str]:
         import torch
 
-        from data_gen.photos import open_rgb
+        from ial_core.images import open_rgb
 
         images = [open_rgb(item.image, source=item.image, row=item.id) for item in batch]
         texts = [self.processor.apply_chat_template(

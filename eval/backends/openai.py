@@ -127,9 +127,9 @@ class OpenAIBackend(Backend):
 def jpeg_bytes(path) -> bytes:
     """The file itself when it is an upright RGB or grey JPEG, else the image re-encoded as one
     (CMYK JPEGs, PNGs, 16-bit images and photos with an EXIF orientation other than 1 turned
-    upright and converted as in training, :func:`data_gen.photos.open_rgb`; a server need not
+    upright and converted as in training, :func:`ial_core.images.open_rgb`; a server need not
     apply EXIF itself). A file that does not decode is refused here, so the server never gets it."""
-    from data_gen.photos import open_rgb
+    from ial_core.images import open_rgb
 
     with open(path, "rb") as f:
         data = f.read()

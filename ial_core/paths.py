@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
-from data_gen.errors import DataError
+from ial_core.errors import DataError
 
 
 # Already normal: ASCII segments separated by single "/", none empty or starting with "." (so no

@@ -1,0 +1,136 @@
+"""Configuration dataclasses from the command line and YAML files: the toolkit's one mechanism.
+
+Every entry point declares its settings as one or more dataclasses whose field defaults are *the*
+defaults and whose ``metadata["help"]`` is the flag's help (:func:`option`). :func:`parse_config`
+parses them with transformers' ``HfArgumentParser``:
+
+- flags are the field names, ``--batch_size`` (``--batch-size`` is accepted too);
+- booleans are spelled ``--flag true`` / ``--flag false`` (``--flag`` alone means true);
+- an optional field (``int | None``...) is set to None with ``--field none``;
+- ``--config FILE.yaml`` supplies values first and flags on the command line override them. The
+  file is a flat mapping of field names, or a mapping of section names to such mappings when the
+  caller names its sections (stage one's ``config.yaml`` is written that way).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NONE_WORDS = ("none", "null")
+
+
+def option(default=dataclasses.MISSING, help: str = "", *, default_factory=dataclasses.MISSING, **metadata):
+    """A dataclass field with its flag's help text (``metadata["help"]``)."""
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata={"help": help, **metadata})
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+def _is_optional(tp) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
+def _none_or(parse):
+    def parse_or_none(text: str):
+        return None if text.lower() in NONE_WORDS else parse(text)
+    parse_or_none.__name__ = getattr(parse, "__name__", "value")   # argparse names it in errors
+    return parse_or_none
+
+
+def _accept_none(parser, classes) -> None:
+    """Let ``--field none`` set an optional field to None (HfArgumentParser parses only its type)."""
+    optional = {f.name for cls in classes for f in dataclasses.fields(cls)
+                if _is_optional(typing.get_type_hints(cls).get(f.name, f.type))}
+    for action in parser._actions:      # argparse's documented-by-use list of added arguments
+        if action.dest in optional and action.type is not None and action.nargs is None:
+            action.type = _none_or(action.type)
+
+
+def _flatten(values: Mapping, sections: Mapping[str, type] | None, source: str, parser) -> dict:
+    """A flat {field: value} from a YAML mapping (nested by section when ``sections`` is given)."""
+    if not sections:
+        return dict(values)
+    flat = {}
+    for name, value in values.items():
+        if name in sections and isinstance(value, Mapping):
+            flat.update(value)
+        elif name in sections:
+            parser.error(f"--config {source}: section {name!r} must be a mapping of setting: value")
+        else:
+            flat[name] = value
+    return flat
+
+
+def read_yaml_settings(path: Path, classes: Sequence[type], parser, *,
+                       sections: Mapping[str, type] | None = None) -> dict:
+    """The settings of a ``--config`` file, checked against the fields of ``classes``."""
+    if not path.is_file():
+        parser.error(f"--config {path}: no such file")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        parser.error(f"--config {path}: expected a mapping of setting: value")
+    values = _flatten(values, sections, str(path), parser)
+    known = {f.name for cls in classes for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        parser.error(f"--config {path}: unknown settings {unknown}")
+    return values
+
+
+def build_parser(classes: Sequence[type], *, description: str = "", prog: str | None = None):
+    """The ``HfArgumentParser`` of ``classes``, with ``--config`` and ``none`` for optional fields."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(list(classes), description=description, prog=prog)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="YAML file of settings; command-line flags override it")
+    _accept_none(parser, classes)
+    return parser
+
+
+def _explicit_flags(parser, argv: Sequence[str]) -> set[str]:
+    """Names of the fields that ``argv`` sets (``--name value``, ``--name=value``, ``--no_name``)."""
+    by_option = {opt: action.dest for action in parser._actions for opt in action.option_strings}
+    named = set()
+    for token in argv:
+        if token.startswith("--"):
+            dest = by_option.get(token.split("=", 1)[0])
+            if dest is not None:
+                named.add(dest)
+    return named - {"config", "help"}
+
+
+def parse_config(classes, argv: Sequence[str] | None = None, *, description: str = "",
+                 prog: str | None = None, sections: Mapping[str, type] | None = None,
+                 with_explicit: bool = False) -> Any:
+    """Parse ``argv`` (default: sys.argv) into ``classes``: one dataclass, or a sequence of them
+    (then a tuple, one instance each). ``--config`` names a YAML file of defaults.
+
+    ``with_explicit`` also returns the set of field names the YAML file or the flags set (what a
+    resumed run must not take from its saved configuration)."""
+    single = isinstance(classes, type)
+    classes = [classes] if single else list(classes)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(classes, description=description, prog=prog)
+    known, _ = parser.parse_known_args(argv)
+    from_yaml = {}
+    if known.config is not None:
+        from_yaml = read_yaml_settings(known.config, classes, parser, sections=sections)
+        parser.set_defaults(**from_yaml)
+    namespace = vars(parser.parse_args(argv))
+    namespace.pop("config")
+    parsed = tuple(cls(**{f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.init})
+                   for cls in classes)
+    result = parsed[0] if single else parsed
+    if with_explicit:
+        return result, set(from_yaml) | _explicit_flags(parser, argv)
+    return result
