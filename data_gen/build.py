@@ -22,14 +22,14 @@ import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from data_gen import addresses as fmt
 from data_gen.card import card_text, plot_map
-from ial_core.config import parse_config
+from ial_core.config import option, parse_config
 from ial_core.errors import DataError, SkipReport, handle
 from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
 from data_gen.osm import CityMap, embedded_extract_path, read_city
@@ -44,39 +44,38 @@ DEFAULT_OUT = Path("runs/helsinki/data")
 
 @dataclass
 class BuildConfig:
-    out: Path = field(default=DEFAULT_OUT, metadata={"help": "dataset folder to write"})
-    seed: int = field(default=0, metadata={"help": "seed of splits and rendering nuisances"})
-    osm: Path | None = field(default=None, metadata={
-        "help": "OpenStreetMap extract (.osm.pbf/.osm); default: the embedded Helsinki extract"})
-    city: str | None = field(default=None, metadata={"help": "city name (default: from the extract)"})
-    images: Path | None = field(default=None, metadata={
-        "help": "folder of your own photos (with --gps-csv); no rendering then"})
-    gps_csv: Path | None = field(default=None, metadata={
-        "help": "CSV with image,lat,lon[,heading]; image paths relative to --images"})
-    copy_images: bool = field(default=True, metadata={
-        "help": "copy --images into the dataset's images/; --no-copy-images keeps them where they "
-                "are (meta.json image_root), for collections of millions"})
-    captioner: Path | None = field(default=None, metadata={
-        "help": "local image-captioning model folder (e.g. BLIP) for --images"})
-    photo_results: Path | None = field(default=None, metadata={
-        "help": "photos.json from `torchrun -m data_gen.photo_shards` (checks and captions done on "
-                "many processes/GPUs); the build then neither decodes nor captions the photos"})
-    spacing_m: float = field(default=12.0, metadata={"help": "metres between rendered locations"})
-    headings: int = field(default=4, metadata={"help": "rendered views per location"})
-    image_size: int = field(default=128, metadata={"help": "rendered image side, pixels"})
-    max_distance_m: float = field(default=DEFAULT_MAX_DISTANCE_M, metadata={
-        "help": "points farther than this from every street are unknown"})
-    min_gap_m: float = field(default=PartitionConfig.min_gap_m, metadata={
-        "help": "intersections closer than this along a street make one cut"})
-    min_locations: int = field(default=PartitionConfig.min_locations, metadata={
-        "help": "sub-streets with fewer locations merge into a neighbour"})
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    jpeg_quality: int = 90
-    workers: int = field(default=0, metadata={"help": "processes for images (0: all cores)"})
-    skip_bad: bool = field(default=False, metadata={
-        "help": "skip and count bad rows/images instead of stopping at the first"})
-    overwrite: bool = field(default=False, metadata={"help": "rebuild even if --out holds this build"})
+    out: Path = option(DEFAULT_OUT, "dataset folder to write")
+    seed: int = option(0, "seed of splits and rendering nuisances")
+    osm: Path | None = option(None, "OpenStreetMap extract (.osm.pbf/.osm); default: the embedded "
+                                    "Helsinki extract")
+    city: str | None = option(None, "city name (default: from the extract)")
+    images: Path | None = option(None, "folder of your own photos (with --gps-csv); no rendering then")
+    gps_csv: Path | None = option(None, "CSV with image,lat,lon[,heading]; image paths relative to "
+                                        "--images")
+    copy_images: bool = option(True, "copy --images into the dataset's images/; --copy_images false "
+                                     "keeps them where they are (meta.json image_root), for "
+                                     "collections of millions")
+    captioner: Path | None = option(None, "local image-captioning model folder (e.g. BLIP) for "
+                                          "--images")
+    photo_results: Path | None = option(None, "photos.json from `torchrun -m data_gen.photo_shards` "
+                                              "(checks and captions done on many processes/GPUs); "
+                                              "the build then neither decodes nor captions the "
+                                              "photos")
+    spacing_m: float = option(12.0, "metres between rendered locations")
+    headings: int = option(4, "rendered views per location")
+    image_size: int = option(128, "rendered image side, pixels")
+    max_distance_m: float = option(DEFAULT_MAX_DISTANCE_M, "points farther than this from every "
+                                                           "street are unknown")
+    min_gap_m: float = option(PartitionConfig.min_gap_m, "intersections closer than this along a "
+                                                         "street make one cut")
+    min_locations: int = option(PartitionConfig.min_locations, "sub-streets with fewer locations "
+                                                               "merge into a neighbour")
+    val_fraction: float = option(0.1, "share of each sub-street's locations in the val split")
+    test_fraction: float = option(0.1, "share of each sub-street's locations in the test split")
+    jpeg_quality: int = option(90, "JPEG quality of the rendered images")
+    workers: int = option(0, "processes for images (0: all cores)")
+    skip_bad: bool = option(False, "skip and count bad rows/images instead of stopping at the first")
+    overwrite: bool = option(False, "rebuild even if --out holds this build")
 
     def fingerprint(self) -> dict:
         """The settings that shape the output (not where it goes or how fast it is made)."""

@@ -28,18 +28,16 @@ the seed and the counts. The same dataset and seed give byte-identical files.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import shutil
 import sys
 import zlib
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data_gen.addresses import full_address
-from ial_core.config import parse_config
+from ial_core.config import option, parse_config
 from data_gen.dataset import IALDataset, load_dataset_dir
 from ial_core.errors import DataError
 # The question bank (one place for training, inference and the QA harness); its names stay
@@ -69,29 +67,27 @@ KINDS = ("address", "district_street", "address_scene", "unanswerable")
 
 @dataclass
 class ConversationConfig:
-    data: Path = field(default=Path("runs/helsinki/data"), metadata={
-        "help": "dataset folder written by `python -m data_gen.build`"})
-    out: Path | None = field(default=None, metadata={
-        "help": "output folder (default: DATA/conversations)"})
-    seed: int = field(default=0, metadata={"help": "seed of the phrasing and kind choices"})
-    country: str | None = field(default=None, metadata={
-        "help": "country appended to every answer (default: Finland for the embedded Helsinki, "
-                "none for other cities); '' for none"})
-    splits: list[str] = field(default_factory=lambda: list(SPLITS), metadata={
-        "help": "splits to write"})
-    candidates: Path | None = field(default=None, metadata={
-        "help": "candidate-aware answering: JSON of AddressCLIP's top streets per image (python -m "
-                "addressclip.candidates); every first question is preceded by that list"})
-    candidates_include_truth: bool = field(default=True, metadata={
-        "help": "training split: every candidate list of an answerable conversation holds the true "
-                "street (an image whose list lacks it is asked without a list)"})
-    weight_address: float = field(default=0.66, metadata={"help": "share of single-turn address Q/A"})
-    weight_district_street: float = field(default=0.12, metadata={
-        "help": "share of two-turn conversations: district first, then street"})
-    weight_address_scene: float = field(default=0.12, metadata={
-        "help": "share of two-turn conversations: address, then a scene description"})
-    weight_unanswerable: float = field(default=0.1, metadata={
-        "help": "share of questions the image cannot answer (answered with a refusal)"})
+    data: Path = option(Path("runs/helsinki/data"), "dataset folder written by `python -m "
+                                                    "data_gen.build`")
+    out: Path | None = option(None, "output folder (default: DATA/conversations)")
+    seed: int = option(0, "seed of the phrasing and kind choices")
+    country: str | None = option(None, "country appended to every answer (default: Finland for the "
+                                       "embedded Helsinki, none for other cities); '' for none")
+    splits: list[str] = option(default_factory=lambda: list(SPLITS), help="splits to write")
+    candidates: Path | None = option(None, "candidate-aware answering: JSON of AddressCLIP's top "
+                                           "streets per image (python -m addressclip.candidates); "
+                                           "every first question is preceded by that list")
+    candidates_include_truth: bool = option(True, "training split: every candidate list of an "
+                                                  "answerable conversation holds the true street "
+                                                  "(an image whose list lacks it is asked without "
+                                                  "a list)")
+    weight_address: float = option(0.66, "share of single-turn address Q/A")
+    weight_district_street: float = option(0.12, "share of two-turn conversations: district first, "
+                                                 "then street")
+    weight_address_scene: float = option(0.12, "share of two-turn conversations: address, then a "
+                                               "scene description")
+    weight_unanswerable: float = option(0.1, "share of questions the image cannot answer (answered "
+                                             "with a refusal)")
 
     def weights(self) -> list[float]:
         w = [self.weight_address, self.weight_district_street, self.weight_address_scene,

@@ -18,12 +18,12 @@ import math
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ial_core.config import parse_config
+from ial_core.config import option, parse_config
 from data_gen.csvtable import number_in_range, read_rows
 from ial_core.errors import DataError, SkipReport, handle
 from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
@@ -35,15 +35,17 @@ OUTPUT_COLUMNS = ("street", "sub_street", "district", "city", "distance_m")
 
 @dataclass
 class GeocodeConfig:
-    input: Path = field(metadata={"help": "CSV with lat,lon columns", "aliases": ["--in"]})
-    out: Path = field(metadata={"help": "CSV to write (the input's columns plus the address)"})
-    osm: Path | None = field(default=None, metadata={
-        "help": "OpenStreetMap extract; default: the embedded Helsinki extract"})
-    city: str | None = None
-    max_distance_m: float = DEFAULT_MAX_DISTANCE_M
-    min_gap_m: float = PartitionConfig.min_gap_m
-    min_locations: int = PartitionConfig.min_locations
-    skip_bad: bool = field(default=False, metadata={"help": "write bad rows unlabelled and count them"})
+    input: Path = option(help="CSV with lat,lon columns", aliases=["--in"])
+    out: Path = option(help="CSV to write (the input's columns plus the address)")
+    osm: Path | None = option(None, "OpenStreetMap extract; default: the embedded Helsinki extract")
+    city: str | None = option(None, "city name (default: from the extract)")
+    max_distance_m: float = option(DEFAULT_MAX_DISTANCE_M, "points farther than this from every "
+                                                           "street are unknown")
+    min_gap_m: float = option(PartitionConfig.min_gap_m, "intersections closer than this along a "
+                                                         "street make one cut")
+    min_locations: int = option(PartitionConfig.min_locations, "sub-streets with fewer locations "
+                                                               "merge into a neighbour")
+    skip_bad: bool = option(False, "write bad rows unlabelled and count them")
 
 
 def _read_points(path: Path, skip: SkipReport | None):

@@ -26,9 +26,13 @@ import datetime
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from data_gen.captions import DEFAULT_PROMPT
+from ial_core.config import option, parse_config
 from ial_core.errors import DataError
+from ial_core.files import write_json, write_text
 
 SHARDS = "shards"
 MERGED = "photos.json"
@@ -82,9 +86,7 @@ def _settings(args) -> dict:
 def _check_settings(work: Path, settings: dict, rank: int) -> None:
     path = work / "run.json"
     if rank == 0 and not path.exists():
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_json(path, settings)
     _barrier()
     recorded = json.loads(path.read_text(encoding="utf-8"))
     if recorded != settings:
@@ -142,9 +144,7 @@ def merge(work: Path, images: list[str], settings: dict) -> dict:
     merged = {"settings": settings, "count": len(images),
               "errors": sum(1 for im in images if done[im]["error"]),
               "images": {im: done[im] for im in images}}
-    tmp = work / f".{MERGED}.tmp"
-    tmp.write_text(json.dumps(merged, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, work / MERGED)
+    write_text(work / MERGED, json.dumps(merged, ensure_ascii=False) + "\n")
     return merged
 
 
@@ -163,19 +163,15 @@ def read_results(path, settings_images: Path | None = None) -> dict[str, dict]:
     return images
 
 
-def _parser() -> argparse.ArgumentParser:
-    from data_gen.captions import DEFAULT_PROMPT
-
-    p = argparse.ArgumentParser(prog="torchrun --nproc_per_node N -m data_gen.photo_shards",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("--images", type=Path, required=True, help="photo folder (as for data_gen.build)")
-    p.add_argument("--gps-csv", type=Path, required=True, help="image,lat,lon[,heading] table")
-    p.add_argument("--work", type=Path, required=True, help="folder of shards and photos.json")
-    p.add_argument("--captioner", type=Path, help="local BLIP captioning model folder")
-    p.add_argument("--prompt", default=DEFAULT_PROMPT)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)  # tests: "killed"
-    return p
+@dataclass
+class PhotoShardsConfig:
+    images: Path = option(help="photo folder (as for data_gen.build)")
+    gps_csv: Path = option(help="image,lat,lon[,heading] table")
+    work: Path = option(help="folder of shards and photos.json")
+    captioner: Path | None = option(None, "local BLIP captioning model folder")
+    prompt: str = option(DEFAULT_PROMPT, "captioning prompt (BLIP conditional captioning)")
+    batch_size: int = option(16, "images decoded (and captioned) per batch and shard write")
+    stop_after: int | None = option(None, argparse.SUPPRESS)    # tests: as if killed after N images
 
 
 def main(argv=None) -> int:
@@ -183,7 +179,8 @@ def main(argv=None) -> int:
 
     from data_gen.photos import read_gps_csv
 
-    args = _parser().parse_args(argv)
+    args = parse_config(PhotoShardsConfig, argv, description=__doc__.split("\n")[0],
+                        prog="torchrun --nproc_per_node N -m data_gen.photo_shards")
     rank, world, local_rank = _env()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo", timeout=datetime.timedelta(hours=6))

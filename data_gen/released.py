@@ -36,15 +36,16 @@ CLI::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from data_gen import addresses as addr
+from ial_core.config import option, parse_config
 from ial_core.errors import DataError, SkipReport, skip_or_raise, tagged_error
 from ial_core.paths import resolve_in_root
 from data_gen.released_annotations import (  # noqa: F401  (the reader's public names, re-exported)
@@ -328,35 +329,33 @@ def _convert(annotations: dict, coordinates, *, city: str, utm_zone: str | None,
 # CLI
 # --------------------------------------------------------------------------------------------------
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m data_gen.released",
-                                description="Convert released AddressCLIP annotations (Pitts-IAL, "
-                                            "SF-IAL) into a toolkit dataset folder.")
-    p.add_argument("--train", type=Path, help="training annotations (pitts_train.json)")
-    p.add_argument("--val", type=Path, help="validation annotations; without it a spatially "
-                                            "separate val split is carved from train")
-    p.add_argument("--test", "--queries", dest="test", type=Path,
-                   help="test queries (pitts_queries.json)")
-    p.add_argument("--database", type=Path, help="the gallery (pitts_database.json): its addresses "
-                                                 "join the candidate set, its images are not trained on")
-    p.add_argument("--coords", action="append", required=True,
-                   help="positions: Pitts-250K .mat (dbStruct or a 2 x N UTM matrix), a UTM table "
-                        "(image,easting,northing CSV/TSV), or 'sfxl-filenames'; may be repeated")
-    p.add_argument("--utm-zone", help="e.g. 17N (Pittsburgh); not needed for sfxl-filenames")
-    p.add_argument("--city", required=True)
-    p.add_argument("--image-root", type=Path, help="folder the image paths are relative to")
-    p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
-    p.add_argument("--field-order", help="override detection, e.g. caption,verbose,canonical")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of each sub-street's train places carved out as val when no --val")
-    p.add_argument("--seed", type=int, default=0, help="seed of the val carve-out")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="skip and count bad entries instead of stopping at the first")
-    return p
+@dataclass
+class ReleasedConfig:
+    coords: list[str] = option(
+        help="positions: Pitts-250K .mat (dbStruct or a 2 x N UTM matrix), a UTM table "
+             "(image,easting,northing CSV/TSV), or 'sfxl-filenames'; may be repeated",
+        action="extend")
+    city: str = option(help="city name of every address")
+    out: Path = option(help="dataset folder to write")
+    train: Path | None = option(None, "training annotations (pitts_train.json)")
+    val: Path | None = option(None, "validation annotations; without it a spatially separate val "
+                                    "split is carved from train")
+    test: Path | None = option(None, "test queries (pitts_queries.json)", aliases=["--queries"])
+    database: Path | None = option(None, "the gallery (pitts_database.json): its addresses join "
+                                         "the candidate set, its images are not trained on")
+    utm_zone: str | None = option(None, "e.g. 17N (Pittsburgh); not needed for sfxl-filenames")
+    image_root: Path | None = option(None, "folder the image paths are relative to")
+    field_order: str | None = option(None, "override detection, e.g. caption,verbose,canonical")
+    val_fraction: float = option(0.1, "share of each sub-street's train places carved out as val "
+                                      "when no --val")
+    seed: int = option(0, "seed of the val carve-out")
+    skip_bad: bool = option(False, "skip and count bad entries instead of stopping at the first")
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_config(ReleasedConfig, argv, prog="python -m data_gen.released",
+                        description="Convert released AddressCLIP annotations (Pitts-IAL, SF-IAL) "
+                                    "into a toolkit dataset folder.")
     annotations = {s: getattr(args, s) for s in INPUT_SPLITS if getattr(args, s) is not None}
     skip = SkipReport() if args.skip_bad else None
     try:

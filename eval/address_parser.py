@@ -80,6 +80,7 @@ from eval.matching import Match, NameIndex
 from eval.normalize import ABBREVIATIONS, COMPOUND_SUFFIXES, STREET_TYPES, Token, compact, tokenize
 from eval.place_model import PlaceModel
 from eval.places import COMMON_WORD_PLACES, code_key, world_places
+from ial_core.config import option
 
 KINDS = ("address", "partial", "other_city", "vague", "refusal", "empty", "error")
 
@@ -160,12 +161,11 @@ _GUESS_KEYS = frozenset({"guesses", "candidates", "predictions", "options", "alt
 
 @dataclass
 class ParserConfig:
-    fuzzy_cutoff: float = field(default=90.0, metadata={
-        "help": "rapidfuzz ratio (0-100) a misspelt name needs to match; above 100 turns fuzzy "
-                "matching off"})
-    min_fuzzy_chars: int = field(default=5, metadata={
-        "help": "names and spans shorter than this (letters, no spaces) match only exactly"})
-    max_chars: int = field(default=4000, metadata={"help": "answers are cut to this many characters"})
+    fuzzy_cutoff: float = option(90.0, "rapidfuzz ratio (0-100) a misspelt name needs to match; "
+                                       "above 100 turns fuzzy matching off")
+    min_fuzzy_chars: int = option(5, "names and spans shorter than this (letters, no spaces) match "
+                                     "only exactly")
+    max_chars: int = option(4000, "answers are cut to this many characters")
 
 
 @dataclass

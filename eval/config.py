@@ -7,60 +7,55 @@ Defaults of the parser and of the backends live in their own option dataclasses
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from eval.address_parser import ParserConfig
 from eval.backends.base import DEFAULT_PROMPT
 from eval.backends.hf import HFOptions
 from eval.backends.openai import OpenAIOptions
-
-BACKENDS = ("hf", "openai", "answers", "addressclip")
-
-
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+from ial_core.config import option
 
 
 def _from(cls, name: str):
     """A field with the default and help of ``cls.name``."""
     f = {x.name: x for x in fields(cls)}[name]
-    return field(default=f.default, metadata=dict(f.metadata))
+    return option(f.default, **dict(f.metadata))
 
 
 @dataclass
 class QAEvalConfig:
     # ---- what is scored
-    data: str | None = _f(None, "built dataset folder: references from --split, gazetteer from its "
+    data: str | None = option(None, "built dataset folder: references from --split, gazetteer from its "
                                 "streets and sub-streets")
-    split: str = _f("test", "dataset split to score")
-    references: str | None = _f(None, 'JSONL of {"id","street","district","city"[,"cross_street",'
+    split: str = option("test", "dataset split to score")
+    references: str | None = option(None, 'JSONL of {"id","street","district","city"[,"cross_street",'
                                       '"lat","lon","image"]} instead of --data')
-    gazetteer: str | None = _f(None, "city.json, an OSM extract (.osm.pbf) or a dataset folder; "
+    gazetteer: str | None = option(None, "city.json, an OSM extract (.osm.pbf) or a dataset folder; "
                                      "None: the --data folder's")
-    limit: int | None = _f(None, "score a seeded random subset of N items (smoke runs)")
+    limit: int | None = option(None, "score a seeded random subset of N items (smoke runs)")
     # ---- who answers
-    backend: str | None = _f(None, "one run: hf | openai | answers | addressclip (with --model, "
+    backend: str | None = option(None, "one run: hf | openai | answers | addressclip (with --model, "
                                    "--answers or --addressclip-run)")
-    model: str | None = _f(None, "hf: LLaVA model folder; openai: the served model name")
-    answers: list[str] = field(default_factory=list, metadata={
-        "help": "answers JSONL file(s) for --backend answers; repeat for several runs",
-        "action": "extend"})
-    addressclip_run: str | None = _f(None, "AddressCLIP run directory for --backend addressclip")
-    run: list[str] = field(default_factory=list, metadata={
-        "help": "NAME=BACKEND:TARGET, repeatable: hf:MODEL_DIR, openai:MODEL[@BASE_URL], "
-                "answers:FILE.jsonl, addressclip:RUN_DIR (NAME= is optional)",
-        "action": "extend"})
-    baselines: bool = _f(True, "also score the majority and random baselines")
+    model: str | None = option(None, "hf: LLaVA model folder; openai: the served model name")
+    answers: list[str] = option(default_factory=list, action="extend",
+                                help="answers JSONL file(s) for --backend answers; repeat for "
+                                     "several runs")
+    addressclip_run: str | None = option(None, "AddressCLIP run directory for --backend addressclip")
+    run: list[str] = option(default_factory=list, action="extend",
+                            help="NAME=BACKEND:TARGET, repeatable: hf:MODEL_DIR, "
+                                 "openai:MODEL[@BASE_URL], answers:FILE.jsonl, addressclip:RUN_DIR "
+                                 "(NAME= is optional)")
+    baselines: bool = option(True, "also score the majority and random baselines")
     # ---- generation
-    prompt: str = _f(DEFAULT_PROMPT, "question asked with every image")
-    prompts: str | None = _f(None, "a named question set of data_gen.questions instead of --prompt: "
+    prompt: str = option(DEFAULT_PROMPT, "question asked with every image")
+    prompts: str | None = option(None, "a named question set of data_gen.questions instead of --prompt: "
                                    "design, poster, train, heldout (address phrasings training "
                                    "never sees), heldout_unanswerable; each item gets one phrasing, "
                                    "chosen by its id")
-    candidates: str | None = _f(None, "candidate-aware answering: JSON of AddressCLIP's top streets "
+    candidates: str | None = option(None, "candidate-aware answering: JSON of AddressCLIP's top streets "
                                       "per image (python -m addressclip.candidates); each question "
                                       "is preceded by its image's list, as in training")
-    max_new_tokens: int = _f(64, "longest answer generated (hf, openai)")
+    max_new_tokens: int = option(64, "longest answer generated (hf, openai)")
     batch_size: int = _from(HFOptions, "batch_size")
     device: str = _from(HFOptions, "device")
     dtype: str = _from(HFOptions, "dtype")
@@ -70,17 +65,17 @@ class QAEvalConfig:
     timeout_s: float = _from(OpenAIOptions, "timeout_s")
     max_retries: int = _from(OpenAIOptions, "max_retries")
     backoff_s: float = _from(OpenAIOptions, "backoff_s")
-    addressclip_checkpoint: str = _f("latest", "AddressCLIP checkpoint: latest, init, step_N or a "
+    addressclip_checkpoint: str = option("latest", "AddressCLIP checkpoint: latest, init, step_N or a "
                                                "folder")
     # ---- parsing and scoring
     fuzzy_cutoff: float = _from(ParserConfig, "fuzzy_cutoff")
     min_fuzzy_chars: int = _from(ParserConfig, "min_fuzzy_chars")
-    bootstrap: int = _f(1000, "bootstrap resamples for the 95%% intervals (0: none)")
-    seed: int = _f(0, "seed of --limit, the random baseline and the bootstrap")
+    bootstrap: int = option(1000, "bootstrap resamples for the 95%% intervals (0: none)")
+    seed: int = option(0, "seed of --limit, the random baseline and the bootstrap")
     # ---- output
-    out: str = _f("runs/helsinki/qa_eval", "output folder: report.json, report.md, runs/NAME.jsonl")
-    fresh: bool = _f(False, "ignore answers stored by an earlier run in --out and ask again")
-    keep_items: bool = _f(True, "per-item answers and parsed fields in report.json")
+    out: str = option("runs/helsinki/qa_eval", "output folder: report.json, report.md, runs/NAME.jsonl")
+    fresh: bool = option(False, "ignore answers stored by an earlier run in --out and ask again")
+    keep_items: bool = option(True, "per-item answers and parsed fields in report.json")
 
     def parser_config(self) -> ParserConfig:
         return ParserConfig(fuzzy_cutoff=self.fuzzy_cutoff, min_fuzzy_chars=self.min_fuzzy_chars)

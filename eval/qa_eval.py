@@ -6,7 +6,7 @@
     python eval/qa_eval.py --references refs.jsonl --gazetteer city.json \\
         --backend answers --answers a.jsonl --answers b.jsonl
     python -m eval.qa_eval --data DIR --backend openai --model llava-ial --base-url http://HOST:8000/v1
-    python -m eval.qa_eval --data DIR --run hf:EXPORT --prompts heldout --no-baselines --out OUT
+    python -m eval.qa_eval --data DIR --run hf:EXPORT --prompts heldout --baselines false --out OUT
 
 Every run asks (or reads) one answer per reference item, appending each to ``OUT/runs/NAME.jsonl`` as
 it arrives (a rerun asks only for what is missing), parses it with :mod:`eval.address_parser`, and

@@ -191,7 +191,7 @@ def test_flaky_server_then_rerun_asks_only_for_the_missing(tmp_path, pittsburgh_
     with FakeChatServer(behaviour) as server:
         argv = ["--references", str(refs), "--gazetteer", str(pittsburgh_json), "--backend", "openai",
                 "--model", "served", "--base-url", server.url, "--max-retries", "1",
-                "--backoff-s", "0.01", "--out", str(out), "--no-baselines", "--bootstrap", "0"]
+                "--backoff-s", "0.01", "--out", str(out), "--baselines", "false", "--bootstrap", "0"]
         assert qa_eval.main(argv) == 0
         first = json.loads((out / "report.json").read_text())["runs"]["served"]
         assert first["metrics"]["error_rate"] == 0.5

@@ -174,7 +174,7 @@ def test_vllm_server_answers_like_transformers(vllm_python, export_dir, tmp_path
         _wait_healthy(proc, port, log)
         out = tmp_path / "qa"
         status = qa_eval.main(["--data", str(dataset), "--split", "test", "--limit", str(N_ITEMS),
-                               "--seed", "0", "--out", str(out), "--no-baselines", "--bootstrap", "0",
+                               "--seed", "0", "--out", str(out), "--baselines", "false", "--bootstrap", "0",
                                "--max-new-tokens", str(MAX_NEW_TOKENS), "--device", "cpu",
                                "--dtype", "float32", "--concurrency", "4",
                                "--run", f"vllm=openai:llava-ial@http://127.0.0.1:{port}/v1",

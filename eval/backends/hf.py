@@ -9,19 +9,19 @@ processor refuses), its items are retried one by one so that only the bad item g
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from ial_core.config import option
 from eval.backends.base import Backend, BackendError, Item, Result, missing_image
 
 
 @dataclass
 class HFOptions:
-    batch_size: int = field(default=8, metadata={"help": "images per batch (hf generate call, addressclip)"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda (hf, addressclip)"})
-    dtype: str = field(default="auto", metadata={
-        "help": "auto | float32 | bfloat16 | float16 (auto: bfloat16 on a CUDA GPU that has it, "
-                "else float32)"})
+    batch_size: int = option(8, "images per batch (hf generate call, addressclip)")
+    device: str = option("auto", "auto | cpu | cuda (hf, addressclip)")
+    dtype: str = option("auto", "auto | float32 | bfloat16 | float16 (auto: bfloat16 on a CUDA GPU "
+                                "that has it, else float32)")
 
 
 class HFBackend(Backend):

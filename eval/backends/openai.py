@@ -25,8 +25,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ial_core.config import option
 from eval.backends.base import Backend, Item, Result, missing_image
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -36,15 +37,14 @@ _SNIPPET = 200
 
 @dataclass
 class OpenAIOptions:
-    base_url: str = field(default="http://127.0.0.1:8000/v1", metadata={
-        "help": "OpenAI-compatible API root (vLLM: http://HOST:PORT/v1)"})
-    api_key: str | None = field(default=None, metadata={
-        "help": "API key (default: the OPENAI_API_KEY environment variable; none for local vLLM)"})
-    concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
-    timeout_s: float = field(default=60.0, metadata={"help": "seconds each socket operation may take"})
-    max_retries: int = field(default=3, metadata={
-        "help": "retries of a request after a connection error, timeout, 429 or 5xx"})
-    backoff_s: float = field(default=1.0, metadata={"help": "first retry delay; doubles each retry"})
+    base_url: str = option("http://127.0.0.1:8000/v1", "OpenAI-compatible API root (vLLM: "
+                                                       "http://HOST:PORT/v1)")
+    api_key: str | None = option(None, "API key (default: the OPENAI_API_KEY environment variable; "
+                                       "none for local vLLM)")
+    concurrency: int = option(8, "requests in flight at once")
+    timeout_s: float = option(60.0, "seconds each socket operation may take")
+    max_retries: int = option(3, "retries of a request after a connection error, timeout, 429 or 5xx")
+    backoff_s: float = option(1.0, "first retry delay; doubles each retry")
 
 
 class OpenAIBackend(Backend):
