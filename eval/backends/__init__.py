@@ -9,6 +9,10 @@ A run is ``NAME=BACKEND:TARGET`` (``--run``, repeatable; ``NAME=`` optional)::
 
 ``--backend`` with ``--model`` / ``--answers`` (repeatable) / ``--addressclip-run`` is the short form
 of the same thing. Names become file names (``OUT/runs/NAME.jsonl``) and table rows.
+
+:data:`BACKENDS` is the one list of kinds: each class declares its target flag, its default run
+name and how it is built from the settings (:class:`~eval.backends.base.Backend`), so adding a
+backend is one class and one line here.
 """
 
 from __future__ import annotations
@@ -19,14 +23,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eval.backends.base import Backend, BackendError, Item, Result
+from eval.backends.addressclip import AddressCLIPBackend
+from eval.backends.answers import AnswersBackend
+from eval.backends.hf import HFBackend
+from eval.backends.openai import OpenAIBackend
 
 if TYPE_CHECKING:
     from eval.config import QAEvalConfig
 
-__all__ = ["Backend", "BackendError", "Item", "Result", "RunSpec", "RunSpecError", "build_backend",
-           "parse_run", "runs_from_config"]
+__all__ = ["BACKENDS", "Backend", "BackendError", "Item", "Result", "RunSpec", "RunSpecError",
+           "build_backend", "parse_run", "runs_from_config"]
 
-BACKEND_KINDS = ("hf", "openai", "answers", "addressclip")
+# kind -> backend class: what --backend and --run may name (the baselines are scored apart)
+BACKENDS: dict[str, type[Backend]] = {cls.kind: cls for cls in (
+    HFBackend, OpenAIBackend, AnswersBackend, AddressCLIPBackend)}
 BASELINE_PREFIX = "baseline-"
 
 
@@ -55,31 +65,25 @@ def parse_run(text: str) -> RunSpec:
         name, text = text[:eq].strip(), text[eq + 1:]
     backend, sep, target = text.partition(":")
     backend, target = backend.strip(), target.strip()
-    if not sep or backend not in BACKEND_KINDS or not target:
+    if not sep or backend not in BACKENDS or not target:
         raise RunSpecError(f"--run {text!r}: expected [NAME=]BACKEND:TARGET with BACKEND one of "
-                           f"{', '.join(BACKEND_KINDS)} (e.g. llava=hf:runs/x/export)")
-    base_url = None
-    if backend == "openai":
-        m = re.fullmatch(r"(.+?)@(https?://.+)", target)
-        if m:
-            target, base_url = m.group(1), m.group(2)
-    return RunSpec(name or _default_name(backend, target), backend, target, base_url)
+                           f"{', '.join(BACKENDS)} (e.g. llava=hf:runs/x/export)")
+    cls = BACKENDS[backend]
+    target, base_url = cls.split_target(target)
+    return RunSpec(name or cls.default_name(target), backend, target, base_url)
 
 
 def runs_from_config(cfg: "QAEvalConfig") -> list[RunSpec]:
     """The runs ``--backend`` and ``--run`` ask for, with unique, file-safe names."""
     specs: list[RunSpec] = []
     if cfg.backend is not None:
-        if cfg.backend not in BACKEND_KINDS:
-            raise RunSpecError(f"--backend {cfg.backend!r}: choose one of {', '.join(BACKEND_KINDS)}")
-        targets = {"hf": [cfg.model], "openai": [cfg.model], "answers": cfg.answers,
-                   "addressclip": [cfg.addressclip_run]}[cfg.backend]
-        targets = [t for t in targets if t]
+        if cfg.backend not in BACKENDS:
+            raise RunSpecError(f"--backend {cfg.backend!r}: choose one of {', '.join(BACKENDS)}")
+        cls = BACKENDS[cfg.backend]
+        targets = [t for t in cls.flag_targets(cfg) if t]
         if not targets:
-            flag = {"hf": "--model DIR", "openai": "--model NAME", "answers": "--answers FILE",
-                    "addressclip": "--addressclip-run DIR"}[cfg.backend]
-            raise RunSpecError(f"--backend {cfg.backend} needs {flag}")
-        specs += [RunSpec(_default_name(cfg.backend, t), cfg.backend, t) for t in targets]
+            raise RunSpecError(f"--backend {cfg.backend} needs {cls.target_flag}")
+        specs += [RunSpec(cls.default_name(t), cfg.backend, t) for t in targets]
     elif cfg.answers:
         raise RunSpecError("--answers needs --backend answers (or use --run NAME=answers:FILE)")
     specs += [parse_run(text) for text in cfg.run]
@@ -87,31 +91,10 @@ def runs_from_config(cfg: "QAEvalConfig") -> list[RunSpec]:
 
 
 def build_backend(spec: RunSpec, cfg: "QAEvalConfig", *, cache_dir: Path) -> Backend:
-    if spec.backend == "hf":
-        from eval.backends.hf import HFBackend
-        return HFBackend(spec.target, max_new_tokens=cfg.max_new_tokens, options=cfg.hf_options())
-    if spec.backend == "openai":
-        from eval.backends.openai import OpenAIBackend
-        return OpenAIBackend(spec.target, max_tokens=cfg.max_new_tokens,
-                             options=cfg.openai_options(spec.base_url))
-    if spec.backend == "answers":
-        from eval.backends.answers import AnswersBackend
-        return AnswersBackend(spec.target)
-    if spec.backend == "addressclip":
-        from eval.backends.addressclip import AddressCLIPBackend
-        return AddressCLIPBackend(spec.target, data=cfg.data, split=cfg.split,
-                                  checkpoint=cfg.addressclip_checkpoint,
-                                  batch_size=cfg.batch_size, device=cfg.device,
-                                  cache_dir=cache_dir)
-    raise RunSpecError(f"unknown backend {spec.backend!r}")
-
-
-def _default_name(backend: str, target: str) -> str:
-    if backend == "addressclip":
-        return "addressclip"
-    path = Path(target)
-    stem = path.name[:-len(".jsonl")] if path.name.endswith(".jsonl") else path.stem
-    return stem if backend == "answers" else (path.name or backend)
+    if spec.backend not in BACKENDS:
+        raise RunSpecError(f"unknown backend {spec.backend!r}")
+    return BACKENDS[spec.backend].from_config(spec.target, cfg, base_url=spec.base_url,
+                                              cache_dir=cache_dir)
 
 
 def _unique(specs: list[RunSpec]) -> list[RunSpec]:

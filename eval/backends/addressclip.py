@@ -14,13 +14,26 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from eval.backends.base import Backend, BackendError, Item, Result
-from eval.gazetteer import cross_street_names
 
 CHUNK = 512   # images per predict call (one JSONL flush each)
 
 
 class AddressCLIPBackend(Backend):
     kind = "addressclip"
+    target_flag = "--addressclip-run DIR"
+
+    @classmethod
+    def flag_targets(cls, cfg) -> list[str]:
+        return [cfg.addressclip_run]
+
+    @classmethod
+    def default_name(cls, target: str) -> str:
+        return "addressclip"
+
+    @classmethod
+    def from_config(cls, target, cfg, *, base_url, cache_dir) -> "AddressCLIPBackend":
+        return cls(target, data=cfg.data, split=cfg.split, checkpoint=cfg.addressclip_checkpoint,
+                   batch_size=cfg.batch_size, device=cfg.device, cache_dir=cache_dir)
 
     def __init__(self, run_dir: str | Path, *, data: str | Path | None, split: str,
                  checkpoint: str, batch_size: int, device: str, cache_dir: Path | None):
@@ -94,6 +107,8 @@ def _records_by_address(ial, candidates) -> list[dict]:
 
 
 def _answer(rec: dict, city: str) -> str:
+    from eval.gazetteer import cross_street_names     # (shapely: only when this backend runs)
+
     cross = "/".join(cross_street_names(rec.get("cross_street")))
     place = f"{rec['street']} & {cross}" if cross else rec["street"]
     return ", ".join(p for p in (place, rec["district"], city) if p)

@@ -19,6 +19,21 @@ from eval.backends.base import Backend, BackendError, Item, Result
 class AnswersBackend(Backend):
     kind = "answers"
     cacheable = False   # the file may change between runs; reading it again is cheap
+    target_flag = "--answers FILE"
+
+    @classmethod
+    def flag_targets(cls, cfg) -> list[str]:
+        return list(cfg.answers)
+
+    @classmethod
+    def default_name(cls, target: str) -> str:
+        """The file name without ``.jsonl``."""
+        path = Path(target)
+        return path.name[:-len(".jsonl")] if path.name.endswith(".jsonl") else path.stem
+
+    @classmethod
+    def from_config(cls, target, cfg, *, base_url, cache_dir) -> "AnswersBackend":
+        return cls(target)
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

@@ -12,9 +12,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from data_gen.questions import DESIGN_QUESTION
+
+if TYPE_CHECKING:
+    from eval.config import QAEvalConfig
 
 # The question LLaVA-IAL is built for, the same constant training and inference use.
-from data_gen.questions import DESIGN_QUESTION as DEFAULT_PROMPT  # noqa: E402
+DEFAULT_PROMPT = DESIGN_QUESTION
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,38 @@ class BackendError(RuntimeError):
 
 
 class Backend(ABC):
+    """One way of answering. A backend that ``--run KIND:TARGET`` can choose also declares how the
+    short form ``--backend KIND`` names its target (:attr:`target_flag`, :meth:`flag_targets`) and
+    how it is built from the settings (:meth:`from_config`); it is then listed once, in
+    ``eval.backends.BACKENDS``."""
+
     kind: str = ""
     # Whether stored results may be reused by a rerun (False: cheap or file-based backends, whose
     # input may change between runs, are always redone).
     cacheable: bool = True
+    # The flag and argument that give ``--backend KIND`` its target, as error messages name it.
+    target_flag: str = ""
+
+    @classmethod
+    def flag_targets(cls, cfg: "QAEvalConfig") -> list[str]:
+        """The targets ``--backend KIND`` takes from the settings (empty ones are dropped)."""
+        return []
+
+    @classmethod
+    def split_target(cls, target: str) -> tuple[str, str | None]:
+        """``TARGET`` of ``--run KIND:TARGET`` -> (target, base URL or None)."""
+        return target, None
+
+    @classmethod
+    def default_name(cls, target: str) -> str:
+        """The run's name when ``--run`` gives none: the target's file or folder name."""
+        return Path(target).name or cls.kind
+
+    @classmethod
+    def from_config(cls, target: str, cfg: "QAEvalConfig", *, base_url: str | None,
+                    cache_dir: Path) -> "Backend":
+        """The backend of one run, its options taken from the settings."""
+        raise NotImplementedError(f"backend {cls.kind!r} cannot be chosen by --run")
 
     def fingerprint(self) -> dict:
         """Settings that change answers: stored results made with others are not reused."""

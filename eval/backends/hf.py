@@ -26,6 +26,15 @@ class HFOptions:
 
 class HFBackend(Backend):
     kind = "hf"
+    target_flag = "--model DIR"
+
+    @classmethod
+    def flag_targets(cls, cfg) -> list[str]:
+        return [cfg.model]
+
+    @classmethod
+    def from_config(cls, target, cfg, *, base_url, cache_dir) -> "HFBackend":
+        return cls(target, max_new_tokens=cfg.max_new_tokens, options=cfg.hf_options())
 
     def __init__(self, model_dir: str | Path, *, max_new_tokens: int, options: HFOptions):
         self.model_dir = Path(model_dir)

@@ -20,6 +20,7 @@ import http.client
 import io
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +50,21 @@ class OpenAIOptions:
 
 class OpenAIBackend(Backend):
     kind = "openai"
+    target_flag = "--model NAME"
+
+    @classmethod
+    def flag_targets(cls, cfg) -> list[str]:
+        return [cfg.model]
+
+    @classmethod
+    def split_target(cls, target: str) -> tuple[str, str | None]:
+        """``MODEL@https://host/v1`` names a server other than ``--base-url``."""
+        m = re.fullmatch(r"(.+?)@(https?://.+)", target)
+        return (m.group(1), m.group(2)) if m else (target, None)
+
+    @classmethod
+    def from_config(cls, target, cfg, *, base_url, cache_dir) -> "OpenAIBackend":
+        return cls(target, max_tokens=cfg.max_new_tokens, options=cfg.openai_options(base_url))
 
     def __init__(self, model: str, *, max_tokens: int, options: OpenAIOptions):
         self.model, self.max_tokens, self.options = model, max_tokens, options
