@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 from ial_core.config import option, parse_config
 from data_gen.csvtable import number_in_range, read_rows
 from ial_core.errors import DataError, SkipReport, handle
+from ial_core.files import atomic_file
 from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
 from data_gen.osm import embedded_extract_path, read_city
 from data_gen.partition import PartitionConfig, finalise, initial_pieces, merge_small
@@ -84,23 +83,15 @@ def geocode_file(config: GeocodeConfig) -> dict:
     final, remap = merge_small(pieces, counts, config.min_locations)
     final = finalise(final, city)
     sub_id = np.where(known, remap[np.maximum(first.sub_street_id, 0)], -1)
-    out = Path(config.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(header + list(OUTPUT_COLUMNS))
-            for i, record in enumerate(records):
-                ok = sub_id[i] >= 0
-                writer.writerow([record[k] for k in header] + [
-                    first.street[i], final[sub_id[i]].name if ok else "",
-                    first.district[i] if ok else "", city.city if ok else "",
-                    f"{first.distance_m[i]:.2f}" if ok else ""])
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_file(config.out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header + list(OUTPUT_COLUMNS))
+        for i, record in enumerate(records):
+            ok = sub_id[i] >= 0
+            writer.writerow([record[k] for k in header] + [
+                first.street[i], final[sub_id[i]].name if ok else "",
+                first.district[i] if ok else "", city.city if ok else "",
+                f"{first.distance_m[i]:.2f}" if ok else ""])
     return {"points": len(records), "known": int((sub_id >= 0).sum()),
             "unknown": int((sub_id < 0).sum()), "skipped": 0 if skip is None else skip.total}
 

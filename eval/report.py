@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from eval.address_parser import ParsedAnswer
 from eval.metrics import ItemScores, per_district, summarize
 from eval.references import Reference
 from eval.runner import RunRecord
+from ial_core.files import write_text
 
 
 def run_entry(record: RunRecord, refs: list[Reference], parsed: list[ParsedAnswer | None],
@@ -43,9 +43,9 @@ def run_entry(record: RunRecord, refs: list[Reference], parsed: list[ParsedAnswe
 def write_reports(out_dir: Path, report: dict) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = out_dir / "report.json", out_dir / "report.md"
-    _atomic_write(paths[0], json.dumps(_finite(report), indent=1, ensure_ascii=False,
-                                       allow_nan=False, default=_jsonable))
-    _atomic_write(paths[1], markdown(report))
+    write_text(paths[0], json.dumps(_finite(report), indent=1, ensure_ascii=False, allow_nan=False,
+                                    default=_jsonable))
+    write_text(paths[1], markdown(report))
     return paths
 
 
@@ -156,9 +156,3 @@ def _jsonable(value):
     if hasattr(value, "item"):
         return value.item()
     return str(value)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

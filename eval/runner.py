@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eval.backends.base import Backend, BackendError, Item, Result
+from ial_core.files import write_text
 
 log = logging.getLogger("eval.runner")
 PROGRESS_EVERY_S = 10.0
@@ -61,9 +62,7 @@ class ResultStore:
                 os.replace(self.path, stale)
                 why = "--fresh" if fresh else "it was made with other settings"
                 log.warning("%s: %s; earlier answers moved to %s", self.path, why, stale.name)
-        tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
-        tmp.write_text(json.dumps({"fingerprint": fingerprint}, indent=1), encoding="utf-8")
-        os.replace(tmp, self.meta_path)
+        write_text(self.meta_path, json.dumps({"fingerprint": fingerprint}, indent=1))
         return done
 
     def _aside(self) -> Path:
