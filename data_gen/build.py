@@ -29,9 +29,9 @@ import numpy as np
 
 from data_gen import addresses as fmt
 from data_gen.card import card_text, plot_map
-from ial_core.config import option, parse_config
-from ial_core.errors import DataError, SkipReport, handle
-from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
+from ial_core.config import option, option_from, parse_config
+from ial_core.errors import DataError, SkipReport, exit_2_on, handle
+from data_gen.reverse_geocoder import DEFAULT_MAX_DISTANCE_M, MAX_DISTANCE_HELP, ReverseGeocoder
 from data_gen.osm import CityMap, embedded_extract_path, read_city
 from data_gen.partition import PartitionConfig, Piece, finalise, initial_pieces, merge_small
 from data_gen.sampling import sample_along_streets
@@ -64,12 +64,9 @@ class BuildConfig:
     spacing_m: float = option(12.0, "metres between rendered locations")
     headings: int = option(4, "rendered views per location")
     image_size: int = option(128, "rendered image side, pixels")
-    max_distance_m: float = option(DEFAULT_MAX_DISTANCE_M, "points farther than this from every "
-                                                           "street are unknown")
-    min_gap_m: float = option(PartitionConfig.min_gap_m, "intersections closer than this along a "
-                                                         "street make one cut")
-    min_locations: int = option(PartitionConfig.min_locations, "sub-streets with fewer locations "
-                                                               "merge into a neighbour")
+    max_distance_m: float = option(DEFAULT_MAX_DISTANCE_M, MAX_DISTANCE_HELP)
+    min_gap_m: float = option_from(PartitionConfig, "min_gap_m")
+    min_locations: int = option_from(PartitionConfig, "min_locations")
     val_fraction: float = option(0.1, "share of each sub-street's locations in the val split")
     test_fraction: float = option(0.1, "share of each sub-street's locations in the test split")
     jpeg_quality: int = option(90, "JPEG quality of the rendered images")
@@ -445,14 +442,11 @@ def build(config: BuildConfig) -> Path:
     return DatasetBuilder(config).run()
 
 
+@exit_2_on(DataError)
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(BuildConfig, argv, description=__doc__.split("\n")[0])
     builder = DatasetBuilder(config)
-    try:
-        out = builder.run()
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    out = builder.run()
     print((out / "README.md").read_text(encoding="utf-8"))
     if builder.timings:
         print("timings (s): " + ", ".join(f"{k} {v}" for k, v in builder.timings.items()))

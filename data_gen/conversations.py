@@ -39,7 +39,7 @@ from pathlib import Path
 from data_gen.addresses import full_address
 from ial_core.config import option, parse_config
 from data_gen.dataset import IALDataset, load_dataset_dir
-from ial_core.errors import DataError
+from ial_core.errors import DataError, exit_2_on
 # The question bank (one place for training, inference and the QA harness); its names stay
 # importable from here.
 from data_gen.questions import (ADDRESS_ANSWERS, ADDRESS_QUESTIONS, DISTRICT_ANSWERS,  # noqa: F401
@@ -219,13 +219,10 @@ def write_conversations(config: ConversationConfig) -> Path:
     return out
 
 
+@exit_2_on(DataError)
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(ConversationConfig, argv, description=__doc__.split("\n")[0])
-    try:
-        out = write_conversations(config)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    out = write_conversations(config)
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     for split, c in meta["counts"].items():
         print(f"{split}: {c['pretrain']} captions, instruct {c['instruct']}")

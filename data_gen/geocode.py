@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ial_core.config import option, parse_config
+from ial_core.config import option, option_from, parse_config
 from data_gen.csvtable import number_in_range, read_rows
-from ial_core.errors import DataError, SkipReport, handle
+from ial_core.errors import DataError, SkipReport, exit_2_on, handle
 from ial_core.files import atomic_file
-from data_gen.geocoder import DEFAULT_MAX_DISTANCE_M, ReverseGeocoder
+from data_gen.reverse_geocoder import DEFAULT_MAX_DISTANCE_M, MAX_DISTANCE_HELP, ReverseGeocoder
 from data_gen.osm import embedded_extract_path, read_city
 from data_gen.partition import PartitionConfig, finalise, initial_pieces, merge_small
 
@@ -38,12 +38,9 @@ class GeocodeConfig:
     out: Path = option(help="CSV to write (the input's columns plus the address)")
     osm: Path | None = option(None, "OpenStreetMap extract; default: the embedded Helsinki extract")
     city: str | None = option(None, "city name (default: from the extract)")
-    max_distance_m: float = option(DEFAULT_MAX_DISTANCE_M, "points farther than this from every "
-                                                           "street are unknown")
-    min_gap_m: float = option(PartitionConfig.min_gap_m, "intersections closer than this along a "
-                                                         "street make one cut")
-    min_locations: int = option(PartitionConfig.min_locations, "sub-streets with fewer locations "
-                                                               "merge into a neighbour")
+    max_distance_m: float = option(DEFAULT_MAX_DISTANCE_M, MAX_DISTANCE_HELP)
+    min_gap_m: float = option_from(PartitionConfig, "min_gap_m")
+    min_locations: int = option_from(PartitionConfig, "min_locations")
     skip_bad: bool = option(False, "write bad rows unlabelled and count them")
 
 
@@ -96,13 +93,10 @@ def geocode_file(config: GeocodeConfig) -> dict:
             "unknown": int((sub_id < 0).sum()), "skipped": 0 if skip is None else skip.total}
 
 
+@exit_2_on(DataError)
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(GeocodeConfig, argv, description=__doc__.split("\n")[0])
-    try:
-        counts = geocode_file(config)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    counts = geocode_file(config)
     print(f"{config.out}: {counts['points']} points, {counts['known']} on a street, "
           f"{counts['unknown']} unknown (farther than {config.max_distance_m} m or invalid)"
           + (f", {counts['skipped']} bad rows" if counts["skipped"] else ""))

@@ -25,6 +25,7 @@ import shapely.ops
 
 from data_gen.addresses import sub_street_name
 from data_gen.osm import CARRIAGEWAY_GAP_M, CityMap
+from ial_core.config import option
 
 # Junctions on a dropped parallel carriageway still cut the kept centre line.
 JUNCTION_TOLERANCE_M = CARRIAGEWAY_GAP_M
@@ -32,8 +33,8 @@ JUNCTION_TOLERANCE_M = CARRIAGEWAY_GAP_M
 
 @dataclass(frozen=True)
 class PartitionConfig:
-    min_gap_m: float = 30.0
-    min_locations: int = 5
+    min_gap_m: float = option(30.0, "intersections closer than this along a street make one cut")
+    min_locations: int = option(5, "sub-streets with fewer locations merge into a neighbour")
 
 
 @dataclass

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from data_gen.captions import DEFAULT_PROMPT
 from ial_core.config import option, parse_config
-from ial_core.errors import DataError
+from ial_core.errors import DataError, exit_2_on
 from ial_core.files import write_json, write_text
 
 SHARDS = "shards"
@@ -174,6 +174,7 @@ class PhotoShardsConfig:
     stop_after: int | None = option(None, argparse.SUPPRESS)    # tests: as if killed after N images
 
 
+@exit_2_on(DataError)
 def main(argv=None) -> int:
     import torch.distributed as dist
 
@@ -201,9 +202,6 @@ def main(argv=None) -> int:
             print(f"merged {merged['count']} image(s), {merged['errors']} unreadable -> "
                   f"{args.work / MERGED}")
         _barrier()
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

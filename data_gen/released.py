@@ -46,7 +46,7 @@ import numpy as np
 
 from data_gen import addresses as addr
 from ial_core.config import option, parse_config
-from ial_core.errors import DataError, SkipReport, skip_or_raise, tagged_error
+from ial_core.errors import DataError, SkipReport, exit_2_on, skip_or_raise, tagged_error
 from ial_core.paths import resolve_in_root
 from data_gen.released_annotations import (  # noqa: F401  (the reader's public names, re-exported)
     CANONICAL_FORMS, DEFAULT_ORDER, ROLES, ReleasedAnnotations, ReleasedRecord, detect_order,
@@ -352,20 +352,17 @@ class ReleasedConfig:
     skip_bad: bool = option(False, "skip and count bad entries instead of stopping at the first")
 
 
+@exit_2_on(DataError, ValueError)
 def main(argv=None) -> int:
     args = parse_config(ReleasedConfig, argv, prog="python -m data_gen.released",
                         description="Convert released AddressCLIP annotations (Pitts-IAL, SF-IAL) "
                                     "into a toolkit dataset folder.")
     annotations = {s: getattr(args, s) for s in INPUT_SPLITS if getattr(args, s) is not None}
     skip = SkipReport() if args.skip_bad else None
-    try:
-        meta = released_to_dataset(annotations, args.coords, city=args.city, utm_zone=args.utm_zone,
-                                   image_root=args.image_root, out_dir=args.out,
-                                   field_order=args.field_order, skip=skip,
-                                   val_fraction=args.val_fraction, seed=args.seed)
-    except (DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    meta = released_to_dataset(annotations, args.coords, city=args.city, utm_zone=args.utm_zone,
+                               image_root=args.image_root, out_dir=args.out,
+                               field_order=args.field_order, skip=skip,
+                               val_fraction=args.val_fraction, seed=args.seed)
     counts = meta["counts"]
     print(f"wrote {args.out}: {counts['images']} images "
           f"({', '.join(f'{s} {n}' for s, n in counts['splits'].items())}), "

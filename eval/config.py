@@ -13,13 +13,7 @@ from eval.address_parser import ParserConfig
 from eval.backends.base import DEFAULT_PROMPT
 from eval.backends.hf import HFOptions
 from eval.backends.openai import OpenAIOptions
-from ial_core.config import option
-
-
-def _from(cls, name: str):
-    """A field with the default and help of ``cls.name``."""
-    f = {x.name: x for x in fields(cls)}[name]
-    return option(f.default, **dict(f.metadata))
+from ial_core.config import option, option_from
 
 
 @dataclass
@@ -56,20 +50,20 @@ class QAEvalConfig:
                                       "per image (python -m addressclip.candidates); each question "
                                       "is preceded by its image's list, as in training")
     max_new_tokens: int = option(64, "longest answer generated (hf, openai)")
-    batch_size: int = _from(HFOptions, "batch_size")
-    device: str = _from(HFOptions, "device")
-    dtype: str = _from(HFOptions, "dtype")
-    base_url: str = _from(OpenAIOptions, "base_url")
-    api_key: str | None = _from(OpenAIOptions, "api_key")
-    concurrency: int = _from(OpenAIOptions, "concurrency")
-    timeout_s: float = _from(OpenAIOptions, "timeout_s")
-    max_retries: int = _from(OpenAIOptions, "max_retries")
-    backoff_s: float = _from(OpenAIOptions, "backoff_s")
+    batch_size: int = option_from(HFOptions, "batch_size")
+    device: str = option_from(HFOptions, "device")
+    dtype: str = option_from(HFOptions, "dtype")
+    base_url: str = option_from(OpenAIOptions, "base_url")
+    api_key: str | None = option_from(OpenAIOptions, "api_key")
+    concurrency: int = option_from(OpenAIOptions, "concurrency")
+    timeout_s: float = option_from(OpenAIOptions, "timeout_s")
+    max_retries: int = option_from(OpenAIOptions, "max_retries")
+    backoff_s: float = option_from(OpenAIOptions, "backoff_s")
     addressclip_checkpoint: str = option("latest", "AddressCLIP checkpoint: latest, init, step_N or a "
                                                "folder")
     # ---- parsing and scoring
-    fuzzy_cutoff: float = _from(ParserConfig, "fuzzy_cutoff")
-    min_fuzzy_chars: int = _from(ParserConfig, "min_fuzzy_chars")
+    fuzzy_cutoff: float = option_from(ParserConfig, "fuzzy_cutoff")
+    min_fuzzy_chars: int = option_from(ParserConfig, "min_fuzzy_chars")
     bootstrap: int = option(1000, "bootstrap resamples for the 95%% intervals (0: none)")
     seed: int = option(0, "seed of --limit, the random baseline and the bootstrap")
     # ---- output

@@ -28,7 +28,7 @@ if __package__ in (None, ""):   # `python eval/qa_eval.py`: import the package, 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from ial_core.config import parse_config  # noqa: E402
-from ial_core.errors import DataError  # noqa: E402
+from ial_core.errors import DataError, exit_2_on  # noqa: E402
 from data_gen.questions import (load_candidates, prompt_set, with_candidates,  # noqa: E402
                                 without_candidates)
 from eval.address_parser import AddressParser  # noqa: E402
@@ -140,16 +140,13 @@ def evaluate(cfg: QAEvalConfig) -> dict:
     return report
 
 
+@exit_2_on(DataError, RunSpecError)
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     logging.getLogger("eval").setLevel(logging.INFO)
     cfg = parse_config(QAEvalConfig, argv, description=__doc__.split("\n")[0])
-    try:
-        report = evaluate(cfg)
-    except (DataError, RunSpecError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    report = evaluate(cfg)
     table = markdown(report).split("\n## ")[0]
     print(table.rstrip())
     print(f"\nwrote {Path(cfg.out) / 'report.json'} and report.md")

@@ -134,3 +134,12 @@ def parse_config(classes, argv: Sequence[str] | None = None, *, description: str
     if with_explicit:
         return result, set(from_yaml) | _explicit_flags(parser, argv)
     return result
+
+
+def option_from(cls, name: str):
+    """A field with the default and help of field ``name`` of dataclass ``cls`` (settings that an
+    entry point passes on to a component whose own dataclass declares them)."""
+    source = {f.name: f for f in dataclasses.fields(cls)}[name]
+    if source.default_factory is not dataclasses.MISSING:
+        return option(default_factory=source.default_factory, **dict(source.metadata))
+    return option(source.default, **dict(source.metadata))

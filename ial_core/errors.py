@@ -8,6 +8,8 @@ build report says exactly what was dropped.
 from __future__ import annotations
 
 import collections
+import functools
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,3 +69,20 @@ def tagged_error(message: str, reason: str, *, path=None, row=None) -> DataError
 def skip_or_raise(error: DataError, skip: SkipReport | None, default: str) -> None:
     """:func:`handle` under the error's own reason tag when it has one, else ``default``."""
     handle(error, skip, getattr(error, "reason", default))
+
+
+def exit_2_on(*errors: type[Exception]):
+    """Decorate a ``main(argv) -> int``: bad input (``errors``, default :class:`DataError`) is
+    printed as ``error: MESSAGE`` on stderr and the exit status is 2, without a traceback."""
+    errors = errors or (DataError,)
+
+    def decorate(main):
+        @functools.wraps(main)
+        def run(argv=None) -> int:
+            try:
+                return main(argv)
+            except errors as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+        return run
+    return decorate

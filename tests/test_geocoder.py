@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import shapely
 
-from data_gen.geocoder import ReverseGeocoder
+from data_gen.reverse_geocoder import ReverseGeocoder
 
 
 @pytest.fixture(scope="module")

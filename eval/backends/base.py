@@ -99,3 +99,15 @@ def missing_image(item: Item) -> Result | None:
     if not Path(item.image).is_file():
         return Result(item.id, error=f"image not found: {item.image}")
     return None
+
+
+def split_by_image(items: Sequence[Item]) -> tuple[list[Item], list[Result]]:
+    """The items an image model can be sent, and an error result for each of the others."""
+    ready, refused = [], []
+    for item in items:
+        problem = missing_image(item)
+        if problem is None:
+            ready.append(item)
+        else:
+            refused.append(problem)
+    return ready, refused

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ial_core.config import option
-from eval.backends.base import Backend, BackendError, Item, Result, missing_image
+from eval.backends.base import Backend, BackendError, Item, Result, split_by_image
 
 
 @dataclass
@@ -50,13 +50,8 @@ class HFBackend(Backend):
 
     def generate(self, items: Sequence[Item]) -> Iterator[Result]:
         self._load()
-        ready = []
-        for item in items:
-            problem = missing_image(item)
-            if problem is not None:
-                yield problem
-            else:
-                ready.append(item)
+        ready, refused = split_by_image(items)
+        yield from refused
         size = max(1, self.options.batch_size)
         for i in range(0, len(ready), size):
             batch = ready[i:i + size]

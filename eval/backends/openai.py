@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from ial_core.config import option
-from eval.backends.base import Backend, Item, Result, missing_image
+from eval.backends.base import Backend, Item, Result, split_by_image
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
@@ -76,13 +76,8 @@ class OpenAIBackend(Backend):
                 "max_tokens": self.max_tokens}
 
     def generate(self, items: Sequence[Item]) -> Iterator[Result]:
-        todo = []
-        for item in items:
-            problem = missing_image(item)
-            if problem is not None:
-                yield problem
-            else:
-                todo.append(item)
+        todo, refused = split_by_image(items)
+        yield from refused
         if not todo:
             return
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency),

@@ -27,6 +27,7 @@ from data_gen.osm import CityMap
 from data_gen.partition import Piece
 
 DEFAULT_MAX_DISTANCE_M = 30.0
+MAX_DISTANCE_HELP = "points farther than this from every street are unknown"
 
 
 @dataclass
