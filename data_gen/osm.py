@@ -2,7 +2,7 @@
 
 Streaming: two passes with pyosmium (relations only, then nodes and ways with a node-location
 index), keeping just the named streets, the district boundary ways and place nodes, so a city-sized
-``.osm.pbf`` (about 100 MB for Pittsburgh) reads in seconds with modest memory.
+``.osm.pbf`` is read with modest memory.
 
 - Streets: ways with a ``name`` and a ``highway`` class in :data:`STREET_HIGHWAYS`, grouped by name and
   merged into as few lines as the geometry allows (a street may stay in several parts).

@@ -1,10 +1,11 @@
 """Validate and caption a large photo collection on many processes/GPUs, resumably:
 ``torchrun --nproc_per_node N -m data_gen.photo_shards --images DIR --gps-csv FILE --work WORK``.
 
-Captioning SF-IAL-Large's 2.2M images with BLIP on one GPU takes most of a day, so the two per-image
-steps of the photo builder (decode every photo through :func:`data_gen.photos.check_image`, EXIF
-orientation included, and caption it with :class:`data_gen.captions.LocalCaptioner`) run here on
-``torchrun``'s ranks, one GPU each (``cuda:LOCAL_RANK``; CPU when there is none):
+Captioning a collection of millions of images (SF-IAL-Large) with BLIP is too slow on one GPU, so
+the two per-image steps of the photo builder (decode every photo through
+:func:`data_gen.photos.check_image`, EXIF orientation included, and caption it with
+:class:`data_gen.captions.LocalCaptioner`) run here on ``torchrun``'s ranks, one GPU each
+(``cuda:LOCAL_RANK``; CPU when there is none):
 
 - the images of the GPS table that no shard has finished are dealt round-robin, one share per rank;
 - rank ``r`` appends one JSON line per image to ``WORK/shards/rank-r.jsonl`` after every batch

@@ -6,8 +6,8 @@ import the *same* constant; and robustness to wording is only measured if some p
 out of training (:data:`HELDOUT_ADDRESS_QUESTIONS`, :data:`HELDOUT_UNANSWERABLE_QUESTIONS`).
 
 - Address questions are built compositionally (a "where" opening times an address request, plus
-  free-standing phrasings), so the model meets the poster's and the design question among a few
-  hundred wordings instead of memorising eight.
+  free-standing phrasings), so the model meets the design question and the AddressCLIP authors'
+  question (:data:`POSTER_QUESTION`) among a few hundred wordings instead of memorising eight.
 - Unanswerable questions reuse the *same* frames with another target ("When was this photo taken?
   Tell me its exact date." next to "Where was this photo taken? Tell me its street-level
   address."): they differ from address questions by what they ask, not by surface words, so a
@@ -26,7 +26,7 @@ from itertools import product
 # The question the project is built for, the default everywhere (training, inference, export
 # parity check, vLLM parity, the QA harness).
 DESIGN_QUESTION = "Where was this photo taken? Tell me its street-level address."
-# The question the AddressCLIP poster asked general multimodal models.
+# The question the AddressCLIP authors asked general multimodal models on their ECCV 2024 poster.
 POSTER_QUESTION = "Where might this photo have been taken? Tell me its street level address."
 
 # ---- address questions seen in training -------------------------------------------------------

@@ -50,7 +50,8 @@ _TRAILING_PARENS = re.compile(r"^(?P<district>[^()]*?)\s*\((?P<cross>[^()]*)\)\s
 class ReleasedRecord(NamedTuple):
     """One released entry with its canonical address split into street, cross street and district.
 
-    (A named tuple, not a dataclass: millions are made, and a frozen dataclass costs ~5x more.)"""
+    (A named tuple, not a dataclass: millions are made, and a frozen dataclass is several times
+    slower to create.)"""
 
     image: str
     caption: str

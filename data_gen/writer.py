@@ -117,8 +117,8 @@ def write_hf(path: Path, columns: dict, indices: dict) -> None:
     del table       # each split holds its own copy of its rows now
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()   # a bar per shard is noise next to the printed counts
-    # save_to_disk writes record batches of config.DEFAULT_MAX_BATCH_SIZE (1,000) rows, each with a
-    # fixed cost of ~7 ms for its schema checks: 2 s of 3 for 250k rows. Larger batches, same file.
+    # save_to_disk writes record batches of config.DEFAULT_MAX_BATCH_SIZE rows, each with a fixed
+    # cost for its schema checks that dominates the write of a large split. Larger batches, same file.
     batch = datasets.config.DEFAULT_MAX_BATCH_SIZE
     datasets.config.DEFAULT_MAX_BATCH_SIZE = max(batch, HF_BATCH_ROWS)
     try:
