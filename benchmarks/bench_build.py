@@ -8,21 +8,25 @@ reused) and reports the builder's own peak resident memory and the largest of it
 
 from __future__ import annotations
 
-import argparse
 import resource
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from data_gen.build import BuildConfig, DatasetBuilder
+from ial_core.config import option, parse_config
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--spacing-m", type=float, default=BuildConfig.spacing_m)
-    parser.add_argument("--headings", type=int, default=BuildConfig.headings)
-    args = parser.parse_args()
+@dataclass
+class BuildBenchConfig:
+    workers: int = option(0, "processes for images (0: all cores)")
+    spacing_m: float = option(BuildConfig.spacing_m, "metres between sampled locations")
+    headings: int = option(BuildConfig.headings, "views per location")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_config(BuildBenchConfig, argv, description=__doc__.split("\n")[0])
     with tempfile.TemporaryDirectory() as tmp:
         config = BuildConfig(out=Path(tmp) / "data", workers=args.workers,
                              spacing_m=args.spacing_m, headings=args.headings)

@@ -14,14 +14,18 @@ CLIP ViT-B/16-shaped random tower (86M parameters) for every size.
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
+import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-REPO = Path(__file__).resolve().parents[1]
+from common import run_quiet, write_results
+
+from ial_core.config import option, parse_config
+
 # Llama shapes: hidden, intermediate, layers, heads, kv heads, vocab (SmolLM2-360M's and a ~1B shape)
 SHAPES = {"smollm2-360m-shape": (960, 2560, 32, 15, 5, 49152),
           "llama-1b-shape": (2048, 5632, 22, 32, 4, 32000)}
@@ -51,10 +55,16 @@ print(json.dumps({"baseline": base, "peak": peak, "seconds": time.perf_counter()
 """
 
 
+@dataclass
+class LlavaMemoryBenchConfig:
+    dtype: Literal["bfloat16", "float32"] = option("bfloat16", "dtype of the composed and exported weights")
+    sizes: str = option("smollm2,smollm2-360m-shape",
+                        f"comma-separated language models: smollm2 or any of {', '.join(SHAPES)}")
+    json: Path | None = option(None, "also write the results here")
+
+
 def run_child(step: str, **args) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, step, json.dumps({k: str(v) for k, v in
-                                                                           args.items()})],
-                         capture_output=True, text=True, cwd=REPO, check=False)
+    out = run_quiet([sys.executable, "-c", CHILD, step, json.dumps({k: str(v) for k, v in args.items()})])
     if out.returncode != 0:
         raise RuntimeError(f"{step} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -93,12 +103,8 @@ def make_vision(root: Path, dtype: str) -> Path:
                            heads=12)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    p.add_argument("--sizes", default="smollm2,smollm2-360m-shape")
-    p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    a = p.parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    a = parse_config(LlavaMemoryBenchConfig, argv, description=__doc__.split("\n")[0])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -118,7 +124,7 @@ def main(argv=None) -> int:
                       f"{need / 2**20:7.0f} MiB  ratio {need / size:4.2f}  "
                       f"({r['seconds']:.1f} s; baseline {r['baseline'] / 2**20:.0f} MiB)", flush=True)
             for folder in (composed, root / f"export-{name}"):
-                subprocess.run(["rm", "-rf", str(folder)], check=True)
+                shutil.rmtree(folder)
     for step in ("compose", "export"):
         pts = [(r["weight_bytes"], r["peak_above_baseline"]) for r in rows if r["step"] == step]
         if len(pts) >= 2:
@@ -130,7 +136,7 @@ def main(argv=None) -> int:
                   f"{at7b / 1e9:.1f} GB above the baseline")
             rows.append({"step": step, "fit_slope": slope, "extrapolated_7b_bytes": at7b})
     if a.json:
-        a.json.write_text(json.dumps(rows, indent=2))
+        write_results(a.json, rows, announce=False)
     return 0
 
 

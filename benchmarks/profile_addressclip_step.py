@@ -8,31 +8,35 @@ losses, backward, optimizer step; forward phases under ``no_grad`` are not what 
 phases are timed with autograd on and the backward is that of the whole step), the text lengths the
 tower actually runs at, and the top operators of one step by self CPU time (``torch.profiler``).
 
-``--flops`` instead counts model FLOPs of one forward + backward (``FlopCounterMode``; independent
+``--flops true`` instead counts model FLOPs of one forward + backward (``FlopCounterMode``; independent
 of machine load) for what open_clip's trainer runs (both towers, every text at the full context) and
 for AddressCLIP's step with each set of weights, with and without ``--text-length-groups``.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
+
+from ial_core.config import option, parse_config
+
+
+@dataclass
+class ProfileStepConfig:
+    model: str = option("ViT-B-32", "model name")
+    data: str = option(str(ROOT / "runs" / "helsinki" / "data"), "built dataset")
+    batch: int = option(32, "batch")
+    steps: int = option(3, "timed steps per weights")
+    top: int = option(12, "operators listed")
+    flops: bool = option(False, "count FLOPs per step instead of timing")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="ViT-B-32")
-    p.add_argument("--data", default=str(ROOT / "runs" / "helsinki" / "data"))
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--top", type=int, default=12)
-    p.add_argument("--flops", action="store_true", help="count FLOPs per step instead of timing")
-    a = p.parse_args(argv)
+    a = parse_config(ProfileStepConfig, argv, description=__doc__.split("\n")[0])
     sys.path.insert(0, str(ROOT))
     import open_clip
     import torch
@@ -60,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                          tokenizer=tok)
     batch = default_collate([ds[k] for k in next(iter(EpochBatchSampler(len(ds), a.batch, seed=0)))])
     uniq = torch.unique(batch["label"])
-    lengths = lambda t: (t.argmax(-1) + 1)  # noqa: E731  (EOT is the largest token id)
+
+    def lengths(tokens):
+        return tokens.argmax(-1) + 1        # EOT is the largest token id
     print(f"{a.model}, batch {a.batch}, {torch.get_num_threads()} threads; distinct addresses "
           f"{len(uniq)} (tokens: longest {int(lengths(cand_tokens[uniq]).max())}, mean "
           f"{float(lengths(cand_tokens[uniq]).float().mean()):.1f}); captions: longest "
