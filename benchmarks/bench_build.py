@@ -1,18 +1,22 @@
 """The embedded dataset build: wall time, time per step, images/s, and peak memory.
 
 Builds the default Helsinki dataset into a temporary folder (``--overwrite`` semantics, nothing
-reused) and reports the builder's own peak resident memory and the largest of its workers'.
+reused) in a fresh process and reports the builder's own peak resident memory and the largest of its
+workers'.
 
     python benchmarks/bench_build.py [--workers 0] [--spacing-m 12] [--headings 4]
 """
 
 from __future__ import annotations
 
+import json
 import resource
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from common import run_fresh
 
 from data_gen.build import BuildConfig, DatasetBuilder
 from ial_core.config import option, parse_config
@@ -25,8 +29,10 @@ class BuildBenchConfig:
     headings: int = option(BuildConfig.headings, "views per location")
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_config(BuildBenchConfig, argv, description=__doc__.split("\n")[0])
+def measure(settings: str) -> None:
+    """Build with ``settings`` (a JSON object of :class:`BuildBenchConfig`) and print the figures
+    (run by :func:`common.run_fresh`)."""
+    args = BuildBenchConfig(**json.loads(settings))
     with tempfile.TemporaryDirectory() as tmp:
         config = BuildConfig(out=Path(tmp) / "data", workers=args.workers,
                              spacing_m=args.spacing_m, headings=args.headings)
@@ -41,6 +47,11 @@ def main(argv: list[str] | None = None) -> None:
           f"{builder.workers} worker processes)")
     print("steps (s): " + ", ".join(f"{k} {v}" for k, v in builder.timings.items()))
     print(f"peak RSS: builder {self_mb:.0f} MiB, largest worker {child_mb:.0f} MiB")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_config(BuildBenchConfig, argv, description=__doc__.split("\n")[0])
+    run_fresh("bench_build", "measure", json.dumps(asdict(args)))
 
 
 if __name__ == "__main__":

@@ -15,26 +15,17 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from common import run_fresh
 
 from ial_core.config import option, parse_config
 
 VIEWS = 24     # Pitts-250K: 2 pitches x 12 yaws per place
-# the child: the conversion alone, without this parent's imports (the argument parser's included)
-CONVERT_CHILD = """
-import sys
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from bench_released import convert
-convert(*(Path(p) for p in sys.argv[2:5]), profile=sys.argv[5] == "true")
-"""
 
 
 @dataclass
@@ -71,9 +62,10 @@ def make_files(root: Path, entries: int, seed: int = 0) -> tuple[Path, Path]:
     return path, root / "utm.mat"
 
 
-def convert(train: Path, coords: Path, out: Path, profile: bool) -> None:
-    """Child process: the conversion alone."""
+def convert(train: str | Path, coords: str | Path, out: str | Path, profile: str = "false") -> None:
+    """The conversion alone (run by :func:`common.run_fresh`; ``profile`` "true" or "false")."""
     from data_gen import released
+    train, coords, out, profile = Path(train), Path(coords), Path(out), profile == "true"
 
     steps, peaks = {}, {}
     wrap = {"read_released_annotations": "read annotations", "read_coordinates": "read coordinates",
@@ -119,9 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         size = train.stat().st_size / 2**20
         print(f"synthetic input: {args.entries} entries, {size:.0f} MiB JSON "
               f"({time.perf_counter() - start:.1f} s to generate)")
-        cmd = [sys.executable, "-c", CONVERT_CHILD, str(Path(__file__).resolve().parent), str(train),
-               str(coords), str(root / "ds"), str(args.profile).lower()]
-        subprocess.run(cmd, check=True)
+        run_fresh("bench_released", "convert", str(train), str(coords), str(root / "ds"),
+                  str(args.profile).lower())
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ import os
 import resource
 import statistics
 import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ial_core.files import write_json
 
-ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = Path(__file__).resolve().parent
+ROOT = BENCHMARKS.parent
 RESULT = "RESULT "     # a child's result line: the prefix, then one JSON object
 
 # ``addressclip.train`` flags of a timed run: no validation, a log row every step, no progress bar,
@@ -90,3 +92,12 @@ def write_results(path: str | Path, obj, *, announce: bool = True) -> None:
 def run_quiet(cmd: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
     """Run a child in the repository root with its output captured as text."""
     return subprocess.run(list(cmd), capture_output=True, text=True, cwd=ROOT, **kwargs)
+
+
+def run_fresh(module: str, function: str, *args: str) -> None:
+    """Call ``function(*args)`` of the benchmark ``module`` in a fresh interpreter, so that what it
+    measures (peak memory above all) is its own and not this process's (the argument parser's
+    imports included). Raises when it fails."""
+    code = (f"import sys\nsys.path.insert(0, sys.argv[1])\nfrom {module} import {function}\n"
+            f"{function}(*sys.argv[2:])\n")
+    subprocess.run([sys.executable, "-c", code, str(BENCHMARKS), *args], check=True)
