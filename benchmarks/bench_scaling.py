@@ -6,9 +6,9 @@
    ``--steps`` steps (``--stop-at-step``); reported: steady-state seconds per step (median, warm-up
    steps dropped), steps per epoch, the epoch time they give, and the process's peak resident memory
    (its own and its loader workers'). Linear time per epoch means seconds per step do not grow with
-   the data; flat memory means the peak does not either. ``--cpu-time`` times steps on a shared
+   the data; flat memory means the peak does not either. ``--cpu-time true`` times steps on a shared
    machine by CPU seconds instead (one thread, data loading in the process, runs of ``--steps-short``
-   and ``--steps`` steps differenced; see ``bench_vs_open_clip.py --cpu-time``).
+   and ``--steps`` steps differenced; see ``bench_vs_open_clip.py --cpu-time true``).
 2. Evaluation against the number of candidate addresses (default 190, 1000, 4000; SF-IAL-Large has
    about 3.6k). The real candidates are padded with synthetic ones, "street & cross street,
    district" built from the city's own names, and a trained run (``--run``) encodes them and ranks

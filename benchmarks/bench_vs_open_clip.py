@@ -22,7 +22,7 @@ median of the rest is the run's images/s. The systems are interleaved (A B C A B
 ``--repeats`` rounds so that load drift on a shared machine hits all alike; the load average is
 printed before and after every run. Results: a table and ``--out`` JSON.
 
-``--cpu-time`` measures what load on a shared machine cannot distort: each system runs with one
+``--cpu-time true`` measures what load on a shared machine cannot distort: each system runs with one
 thread and ``--workers 0`` (data loading in the training process), twice, on ``--steps-short`` and
 ``--steps-long`` steps' worth of images, and the CPU seconds the process tree used (``getrusage``
 of the waited-for children) are differenced, which cancels start-up, model building, the first

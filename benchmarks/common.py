@@ -47,6 +47,19 @@ def children_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def own_peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB: ``VmHWM``, which starts afresh at exec, where
+    ``ru_maxrss`` carries over the peak of the process that started it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def print_result(obj) -> None:
     """A child's result, for :func:`read_result` in the parent."""
     print(RESULT + json.dumps(obj), flush=True)
