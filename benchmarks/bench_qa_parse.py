@@ -5,9 +5,9 @@ sentence, the canonical sub-street address, general-model prose with a house num
 city, misspellings, JSON, numbered lists, refusals and vague answers. One thread, tables built once
 (their build time is printed separately; the world gazetteer of :mod:`eval.places` is built on
 first use, once per process, and counted in the first table build); the matcher's per-span fuzzy
-memo starts empty and warms during the run, as it does in an evaluation. ``--extra-streets N`` adds N synthetic street names (and
-N/20 districts) to show how the cost grows with a city's size (a large city such as Pittsburgh has a
-few thousand named streets).
+memo starts empty and warms during the run, as it does in an evaluation. ``--extra-streets N`` adds
+N synthetic street names (and N/20 districts) to show how the cost grows with a city's size (a large
+city such as Pittsburgh has a few thousand named streets).
 
     python benchmarks/bench_qa_parse.py [--answers 20000] [--gazetteer PATH] [--extra-streets 3000]
 

@@ -37,7 +37,7 @@ class RenderBenchConfig:
 def make_specs(n: int, seed: int = 0) -> list[ViewSpec]:
     rng = np.random.default_rng(seed)
     specs = []
-    for i in range(n):
+    for _ in range(n):
         j = int(rng.integers(len(STREETS)))
         length = 200.0 + 100.0 * (j % 9)
         specs.append(ViewSpec(

@@ -26,8 +26,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import (ROOT, TRAIN_TIMING_FLAGS, child_env, children_cpu_s, load_average, print_table,
-                    read_result, run_quiet, train_log_rates, write_results)
+from common import (
+    ROOT,
+    TRAIN_TIMING_FLAGS,
+    child_env,
+    children_cpu_s,
+    load_average,
+    print_table,
+    read_result,
+    run_quiet,
+    train_log_rates,
+    write_results,
+)
 
 from ial_core.config import option, parse_config
 
@@ -169,7 +179,6 @@ def eval_scaling(run: str, data: str, sizes: list[int], queries: int, cpu_time: 
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_config(ScalingBenchConfig, argv, description=__doc__.split("\n")[0])
-    sys.path.insert(0, str(ROOT))
     result: dict = {}
     if not a.skip_train:
         runs: dict[str, list[dict]] = {"1x": [], "4x": []}

@@ -44,8 +44,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import (ROOT, TRAIN_TIMING_FLAGS, child_env, children_cpu_s, load_average, print_table,
-                    run_quiet, train_log_rates, write_results)
+from common import (
+    ROOT,
+    TRAIN_TIMING_FLAGS,
+    child_env,
+    children_cpu_s,
+    load_average,
+    print_table,
+    run_quiet,
+    train_log_rates,
+    write_results,
+)
 
 from ial_core.config import option, parse_config
 
@@ -212,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path(a.data) / "meta.json").is_file():
         print(f"no dataset at {a.data}: build one with python -m data_gen.build", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(ROOT))
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_vs_open_clip_") as tmp:
         for model in a.models.split(","):

@@ -1,8 +1,9 @@
 """What the benchmarks share: the repository root, how a timed child process is started and reports
 back, the machine's load, stage one's training log, and the printed tables and JSON results.
 
-A benchmark imports it as ``from common import ...`` (run as a script, its own folder is first on
-``sys.path``).
+A benchmark imports it first, as ``from common import ...`` (run as a script, its own folder is
+first on ``sys.path``); it puts this checkout on ``sys.path`` too, so the benchmarks time this
+checkout's code also without ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ial_core.files import write_json
 
 BENCHMARKS = Path(__file__).resolve().parent
 ROOT = BENCHMARKS.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 RESULT = "RESULT "     # a child's result line: the prefix, then one JSON object
 
 # ``addressclip.train`` flags of a timed run: no validation, a log row every step, no progress bar,

@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from common import ROOT
 
@@ -37,7 +38,6 @@ class ProfileStepConfig:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse_config(ProfileStepConfig, argv, description=__doc__.split("\n")[0])
-    sys.path.insert(0, str(ROOT))
     import open_clip
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -74,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{float(lengths(batch['caption_tokens']).float().mean()):.1f}; context "
           f"{cand_tokens.shape[1]}")
 
+    def total_loss(loss_fn):
+        return batch_losses(model, loss_fn, batch, cand_tokens, device)["total"]
+
+    def timed(phases: dict[str, list[float]], key: str, fn):
+        t = time.perf_counter()
+        out = fn()
+        phases.setdefault(key, []).append(time.perf_counter() - t)
+        return out
+
     if a.flops:
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -91,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, w in (("address only", LossWeights(1, 0, 0)), ("all losses", LossWeights(1, 0.2, 0.8))):
             for grouped in (False, True):
                 model.text_length_groups = grouped
-                g = count(lambda: batch_losses(model, AddressCLIPLoss(w), batch, cand_tokens,
-                                               device)["total"])
+                g = count(partial(total_loss, AddressCLIPLoss(w)))
                 rows.append((f"AddressCLIP {name}{', length groups' if grouped else ''}", g))
         print("\n| step | GFLOP per step | GFLOP per image | open_clip's / this |\n|---|---|---|---|")
         for label, g in rows:
@@ -102,27 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, w in (("address only", LossWeights(1, 0, 0)), ("all losses", LossWeights(1, 0.2, 0.8))):
         loss_fn = AddressCLIPLoss(w)
         phases: dict[str, list[float]] = {}
-
-        def timed(key, fn):
-            t = time.perf_counter()
-            out = fn()
-            phases.setdefault(key, []).append(time.perf_counter() - t)
-            return out
-
         for i in range(a.steps + 1):
             if i == 0:
                 phases.clear()
-            img = timed("image tower forward", lambda: model.encode_image(batch["image"]))
+            img = timed(phases, "image tower forward", lambda: model.encode_image(batch["image"]))
             del img
             if w.alpha:
-                timed("text forward: addresses", lambda: model.encode_text(cand_tokens[uniq]))
+                timed(phases, "text forward: addresses", lambda: model.encode_text(cand_tokens[uniq]))
             if w.beta:
-                timed("text forward: captions", lambda: model.encode_text(batch["caption_tokens"]))
+                timed(phases, "text forward: captions",
+                      lambda: model.encode_text(batch["caption_tokens"]))
             opt.zero_grad(set_to_none=True)
-            losses = timed("whole forward + losses", lambda: batch_losses(model, loss_fn, batch,
-                                                                         cand_tokens, device))
-            timed("backward", lambda: losses["total"].backward())
-            timed("optimizer step", lambda: opt.step())
+            losses = timed(phases, "whole forward + losses",
+                           partial(batch_losses, model, loss_fn, batch, cand_tokens, device))
+            timed(phases, "backward", losses["total"].backward)
+            timed(phases, "optimizer step", opt.step)
             opt.zero_grad(set_to_none=True)
             if i == 0:
                 phases.clear()
