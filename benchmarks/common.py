@@ -17,12 +17,11 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ial_core.files import write_json
-
 BENCHMARKS = Path(__file__).resolve().parent
 ROOT = BENCHMARKS.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
 RESULT = "RESULT "     # a child's result line: the prefix, then one JSON object
 
 # ``addressclip.train`` flags of a timed run: no validation, a log row every step, no progress bar,
@@ -100,6 +99,7 @@ def print_table(header: Sequence[str], rows: Iterable[Sequence]) -> None:
 
 def write_results(path: str | Path, obj, *, announce: bool = True) -> None:
     """Write the results as indented JSON, atomically (its folder created); ``announce``: say where."""
+    from ial_core.files import write_json  # after this checkout is on sys.path
     write_json(path, obj, indent=2)
     if announce:
         print(f"wrote {path}")
