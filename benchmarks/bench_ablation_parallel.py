@@ -11,46 +11,46 @@ machine it decides more than the threads do.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, TRAIN_TIMING_FLAGS, child_env, load_average, train_log_rates
+
+from ial_core.config import option, parse_config
+
+
+@dataclass
+class AblationParallelConfig:
+    data: str = option(str(ROOT / "runs" / "helsinki" / "data"), "built dataset to train on")
+    steps: int = option(40, "training steps per run")
+    skip: int = option(5, "warm-up steps dropped from each run's rate")
+    rounds: int = option(2, "rounds of (one run alone, two runs at once)")
+    threads: int = option(os.cpu_count() or 2, "threads of the run alone")
 
 
 def start(data: str, out: Path, seed: int, threads: int, steps: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads),
-           "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "addressclip.train", "--data", data, "--out", str(out), "--seed",
-           str(seed), "--stop-at-step", str(steps), "--val-split", "none", "--log-every", "1",
-           "--no-progress", "--keep-checkpoints", "1"]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+           str(seed), "--stop-at-step", str(steps), *TRAIN_TIMING_FLAGS]
+    return subprocess.Popen(cmd, env=child_env(threads), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def rate(out: Path, skip: int) -> float:
-    rows = [json.loads(ln) for ln in (out / "train_log.jsonl").read_text().splitlines()]
-    return statistics.median([r["images_per_s"] for r in rows if r["kind"] == "train"][skip:])
+    return statistics.median(train_log_rates(out)[skip:])
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=str(ROOT / "runs" / "helsinki" / "data"))
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--skip", type=int, default=5)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    a = p.parse_args(argv)
+    a = parse_config(AblationParallelConfig, argv, description=__doc__.split("\n")[0])
     results = {"serial": [], "parallel": []}
     with tempfile.TemporaryDirectory(prefix="bench_ablation_parallel_") as tmp:
         for r in range(a.rounds):
             for mode in ("serial", "parallel"):
-                load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+                load = load_average()
                 outs = [Path(tmp) / f"{mode}-{r}-{k}" for k in range(1 if mode == "serial" else 2)]
                 procs = [start(a.data, o, k, a.threads if mode == "serial" else 1, a.steps)
                          for k, o in enumerate(outs)]

@@ -23,18 +23,30 @@ dataset written to a temporary folder. Results are printed as a table and writte
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, child_env, print_result, print_table, read_result, run_quiet, write_results
+
+from ial_core.config import option, parse_config
+
 DEFAULT_BATCH = {"AddressCLIP-Tiny": 64, "ViT-B-32": 32}
+
+
+@dataclass
+class AddressCLIPBenchConfig:
+    models: str = option("AddressCLIP-Tiny,ViT-B-32", "comma-separated model names")
+    data: str | None = option(None, "built dataset (default: runs/helsinki/data, else a synthetic one)")
+    steps: int = option(0, "timed steps (default: 8 tiny, 3 others)")
+    batch: int = option(0, "batch (default per model)")
+    workers: int = option(1, "DataLoader workers")
+    out: str = option("runs/bench/bench_addressclip.json", "JSON results")
+    one: str | None = option(None, argparse.SUPPRESS)   # child mode: one model, its result on stdout
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 8) -> float:
@@ -57,7 +69,7 @@ def bench_one(model_name: str, data: str, batch: int, steps: int, workers: int) 
     from torch.utils.flop_counter import FlopCounterMode
 
     from addressclip.config import parse_args
-    from addressclip.data import CandidateSet, EpochBatchSampler, IALImageDataset, eval_loader, train_loader
+    from addressclip.data import CandidateSet, EpochBatchSampler, IALImageDataset, train_loader
     from addressclip.evaluate import encode_texts
     from addressclip.losses import AddressCLIPLoss, LossWeights
     from addressclip.model import AddressCLIP, count_parameters, create_clip
@@ -175,17 +187,9 @@ def find_data(arg: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="AddressCLIP-Tiny,ViT-B-32")
-    p.add_argument("--data")
-    p.add_argument("--steps", type=int, default=0, help="timed steps (default: 8 tiny, 3 others)")
-    p.add_argument("--batch", type=int, default=0, help="batch (default per model)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--out", default="runs/bench/bench_addressclip.json")
-    p.add_argument("--one", help=argparse.SUPPRESS)  # child mode: one model, JSON on stdout
-    a = p.parse_args(argv)
+    a = parse_config(AddressCLIPBenchConfig, argv, description=__doc__.split("\n")[0])
     if a.one:
-        print("RESULT " + json.dumps(bench_one(a.one, a.data, a.batch, a.steps, a.workers)))
+        print_result(bench_one(a.one, a.data, a.batch, a.steps, a.workers))
         return 0
     data = find_data(a.data)
     results = []
@@ -195,13 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarking {name} (batch {batch}, {steps} timed steps) ...", flush=True)
         cmd = [sys.executable, __file__, "--one", name, "--data", data, "--batch", str(batch),
                "--steps", str(steps), "--workers", str(a.workers)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not line:
+        proc = run_quiet(cmd, env=child_env())
+        result = read_result(proc.stdout)
+        if proc.returncode != 0 or result is None:
             print(proc.stdout[-2000:], proc.stderr[-4000:])
             return 1
-        results.append(json.loads(line[0][len("RESULT "):]))
+        results.append(result)
     rows = [("model", "model"), ("params (M)", "params_m"), ("batch", "batch"),
             ("matmul peak GFLOP/s", "matmul_peak_gflops"), ("GFLOP / step", "gflops_per_step"),
             ("compute step (s)", "compute_step_s"), ("end-to-end step (s)", "e2e_step_s"),
@@ -211,26 +214,19 @@ def main(argv: list[str] | None = None) -> int:
             ("eval ms/query (batch 128)", "eval_ms_per_query_batched"),
             ("eval ms/query (single)", "eval_ms_per_query_single")]
 
-    def fmt(v):
+    def cell(key, v):
+        if key.startswith("mfu"):
+            return f"{100 * v:.1f}%"
         return f"{v:.3g}" if isinstance(v, float) else str(v)
     print()
-    print("| metric | " + " | ".join(r["model"] for r in results) + " |")
-    print("|---|" + "---|" * len(results))
-    for label, key in rows[1:]:
-        cells = []
-        for r in results:
-            v = r[key]
-            cells.append(f"{100 * v:.1f}%" if key.startswith("mfu") else fmt(v))
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    print_table(["metric", *(r["model"] for r in results)],
+                ([label, *(cell(key, r[key]) for r in results)] for label, key in rows[1:]))
     for r in results:
         limited = r["loader_images_per_s"] < 2 * r["train_images_per_s"] or \
             r["e2e_step_s"] > 1.15 * r["compute_step_s"]
         print(f"{r['model']}: data loading {'MAY LIMIT' if limited else 'does not limit'} training "
               f"(loader {r['loader_images_per_s']:.0f} img/s vs step {r['train_images_per_s']:.0f} img/s)")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"data": data, "results": results}, indent=2))
-    print(f"wrote {out}")
+    write_results(a.out, {"data": data, "results": results})
     return 0
 
 

@@ -1,7 +1,7 @@
 """Reverse geocoding throughput: the vectorised geocoder against a plain per-point loop.
 
 All run in the same process on the same points (uniform over the embedded Helsinki extract's
-street bounding box, so about half fall beyond the cut-off, as off-street GPS would), one thread.
+street bounding box, so many fall beyond the cut-off, as off-street GPS would), one thread.
 Two baselines:
 - plain loop: for each point, the distance to every street part, keep the nearest (no index);
 - indexed loop: for each point, shapely's ``STRtree.nearest`` over the parts (a strong baseline:
@@ -16,9 +16,9 @@ The plain loop's cost grows with the number of streets, the vectorised one's bar
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
+from dataclasses import dataclass
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -28,6 +28,15 @@ import shapely
 from data_gen.reverse_geocoder import ReverseGeocoder
 from data_gen.osm import embedded_extract_path, read_city
 from data_gen.partition import initial_pieces
+from ial_core.config import option, parse_config
+
+
+@dataclass
+class GeocodeBenchConfig:
+    points: int = option(200_000, "points for the vectorised geocoder")
+    loop_points: int = option(3_000, "points for the per-point loops (the first of the same points)")
+    repeats: int = option(3, "vectorised runs (the best is reported)")
+    osm: str | None = option(None, "extract to use (default: embedded Helsinki)")
 
 
 def plain_loop(geocoder: ReverseGeocoder, x: np.ndarray, y: np.ndarray) -> list[str]:
@@ -66,13 +75,8 @@ def _loop_rate(fn, geocoder, x, y, reference) -> tuple[float, float]:
     return rate, float(np.mean(np.array(streets, dtype=object) == reference))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--points", type=int, default=200_000)
-    parser.add_argument("--loop-points", type=int, default=3_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--osm", default=None, help="extract to use (default: embedded Helsinki)")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_config(GeocodeBenchConfig, argv, description=__doc__.split("\n")[0])
 
     city = read_city(args.osm or embedded_extract_path())
     geocoder = ReverseGeocoder(city, initial_pieces(city))

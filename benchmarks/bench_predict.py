@@ -9,9 +9,9 @@
   the file to the address shown on the page (upload, queue, handler, rendering), median over N.
 
     python benchmarks/bench_predict.py [--model runs/helsinki/addressclip] [--images 860] [--batch 64]
-                                       [--browser 20] [--compare-open-set --rounds 2]
+                                       [--browser 20] [--compare-open-set true --rounds 2]
 
-``--compare-open-set`` times the batched and one-image runs again without the open-set score
+``--compare-open-set true`` times the batched and one-image runs again without the open-set score
 (``calibration.json``'s, e.g. the Mahalanobis distance), to show what abstaining costs.
 
 Candidate text embeddings are computed once before timing (the predictor caches them).
@@ -19,24 +19,30 @@ Candidate text embeddings are computed once before timing (the predictor caches 
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from common import median_p90
+
+from ial_core.config import option, parse_config
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--model", default="runs/helsinki/addressclip")
-    p.add_argument("--images", type=int, default=860)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--single", type=int, default=50, help="repetitions for one-image latency")
-    p.add_argument("--browser", type=int, default=0, help="photos uploaded through the page")
-    p.add_argument("--compare-open-set", action="store_true",
-                   help="also time prediction without the stored open-set score (top-probability rule)")
-    p.add_argument("--rounds", type=int, default=1, help="repetitions of the batched and one-image timings")
-    a = p.parse_args()
+@dataclass
+class PredictBenchConfig:
+    model: str = option("runs/helsinki/addressclip", "trained AddressCLIP run")
+    images: int = option(860, "test images for the batched timing")
+    batch: int = option(64, "prediction batch")
+    single: int = option(50, "repetitions for one-image latency")
+    browser: int = option(0, "photos uploaded through the page")
+    compare_open_set: bool = option(False, "also time prediction without the stored open-set score "
+                                    "(top-probability rule)")
+    rounds: int = option(1, "repetitions of the batched and one-image timings")
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse_config(PredictBenchConfig, argv, description=__doc__.split("\n")[0])
     torch.set_grad_enabled(False)
     from addressclip.predict import AddressPredictor
     from ial_app.__main__ import build_state
@@ -46,7 +52,6 @@ def main() -> None:
     pred: AddressPredictor = state.predictor
     from addressclip.config import load_run_config
     from data_gen.dataset import load_dataset_dir
-    from pathlib import Path
     data = load_run_config(a.model).dataset_root if (Path(a.model) / "config.yaml").is_file() else None
     ial = load_dataset_dir(data)
     rows = ial.split("test")
@@ -71,9 +76,8 @@ def main() -> None:
             t = time.perf_counter()
             pred.predict([path])
             single.append(1000 * (time.perf_counter() - t))
-        single.sort()
-        print(f"one image{label}: median {statistics.median(single):.1f} ms, p90 "
-              f"{single[int(0.9 * (len(single) - 1))]:.1f} ms over {len(single)}")
+        median, p90 = median_p90(single)
+        print(f"one image{label}: median {median:.1f} ms, p90 {p90:.1f} ms over {len(single)}")
     pred.open_set = stored
     if stored is not None:   # the score alone, on embeddings: what abstaining adds to a prediction
         emb = pred.embed(paths, batch_size=a.batch)
@@ -92,15 +96,15 @@ def main() -> None:
         _, result, svg, _ = locate(state, str(path))
         app.append(1000 * (time.perf_counter() - t))
         assert result and svg
-    app.sort()
-    print(f"app handler (upload checks + prediction + table + map): median "
-          f"{statistics.median(app):.1f} ms, p90 {app[int(0.9 * (len(app) - 1))]:.1f} ms")
+    median, p90 = median_p90(app)
+    print(f"app handler (upload checks + prediction + table + map): median {median:.1f} ms, "
+          f"p90 {p90:.1f} ms")
 
     if a.browser:
         page = browser_round_trips(state, paths[:a.browser])
-        print(f"page (headless Chromium, upload -> address shown): median "
-              f"{statistics.median(page):.0f} ms, p90 {page[int(0.9 * (len(page) - 1))]:.0f} ms "
-              f"over {len(page)}")
+        median, p90 = median_p90(page)
+        print(f"page (headless Chromium, upload -> address shown): median {median:.0f} ms, "
+              f"p90 {p90:.0f} ms over {len(page)}")
 
 
 def browser_round_trips(state, paths) -> list[float]:
@@ -113,6 +117,7 @@ def browser_round_trips(state, paths) -> list[float]:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
     from ial_app.app import build_app, launch
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -126,7 +131,9 @@ def browser_round_trips(state, paths) -> list[float]:
         opts.add_argument(flag)
     opts.add_argument("--user-data-dir=" + tempfile.mkdtemp())
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    css = lambda sel: driver.find_elements(By.CSS_SELECTOR, sel)  # noqa: E731
+
+    def css(selector: str) -> list:
+        return driver.find_elements(By.CSS_SELECTOR, selector)
     times = []
     try:
         wait = WebDriverWait(driver, 120)

@@ -4,10 +4,10 @@ Answers are generated (seeded) from the gazetteer in the styles the parser meets
 sentence, the canonical sub-street address, general-model prose with a house number or another
 city, misspellings, JSON, numbered lists, refusals and vague answers. One thread, tables built once
 (their build time is printed separately; the world gazetteer of :mod:`eval.places` is built on
-first use, once per process, and counted in the first table build); the matcher's per-span fuzzy memo starts empty and warms
-during the run, as it does in an evaluation. ``--extra-streets N`` adds N synthetic street names (and
-N/20 districts) to show how the cost grows with a city's size (a large city such as Pittsburgh has a
-few thousand named streets).
+first use, once per process, and counted in the first table build); the matcher's per-span fuzzy
+memo starts empty and warms during the run, as it does in an evaluation. ``--extra-streets N`` adds
+N synthetic street names (and N/20 districts) to show how the cost grows with a city's size (a large
+city such as Pittsburgh has a few thousand named streets).
 
     python benchmarks/bench_qa_parse.py [--answers 20000] [--gazetteer PATH] [--extra-streets 3000]
 
@@ -16,16 +16,17 @@ The gazetteer defaults to the embedded Helsinki extract (streets and districts r
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from eval.address_parser import AddressParser, ParserConfig  # noqa: E402
-from eval.gazetteer import Gazetteer  # noqa: E402
+from eval.address_parser import AddressParser, ParserConfig
+from eval.gazetteer import Gazetteer
+from ial_core.config import option, parse_config
 
 STYLES = {
     "llava": lambda s, c, d, city, r: f"The address of this photo might be {s}, {d}, {city}.",
@@ -42,6 +43,14 @@ STYLES = {
     "vague": lambda s, c, d, city, r: ("This photo appears to have been taken on a city street, "
                                        "possibly in a downtown area or commercial district."),
 }
+
+
+@dataclass
+class QAParseBenchConfig:
+    answers: int = option(20_000, "answers parsed per run")
+    gazetteer: str | None = option(None, "dataset folder, city.json or OSM extract (default: embedded)")
+    extra_streets: int = option(3000, "also run with this many synthetic streets added (0: skip)")
+    seed: int = option(0, "seed of the generated answers and streets")
 
 
 def _typo(name: str, rng: random.Random) -> str:
@@ -91,14 +100,8 @@ def bench(gaz: Gazetteer, answers: list[tuple[str, str]], config: ParserConfig, 
     print("  " + ", ".join(f"{s} {counts[s] / per_style[s]:,.0f}/s" for s in STYLES))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--answers", type=int, default=20_000)
-    p.add_argument("--gazetteer", help="dataset folder, city.json or OSM extract (default: embedded)")
-    p.add_argument("--extra-streets", type=int, default=3000,
-                   help="also run with this many synthetic streets added (0: skip)")
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    a = parse_config(QAParseBenchConfig, argv, description=__doc__.split("\n")[0])
     if a.gazetteer:
         gaz = Gazetteer.load(a.gazetteer)
     else:

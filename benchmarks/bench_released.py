@@ -5,26 +5,33 @@ about 430 sub-streets, both canonical forms, some ``./`` keys) and its Pitts-250
 truth (a 2 x N UTM matrix of places), then times ``released_to_dataset`` on it in a child process
 (so the peak RSS is the converter's alone, not the generator's) with a per-step breakdown.
 
-    python benchmarks/bench_released.py [--entries 250000] [--profile]
+    python benchmarks/bench_released.py [--entries 250000] [--profile true]
 
-Target (issue 14): >= 50,000 entries/s and peak RSS < 2 GB for 250k entries. On a shared machine
-wall time depends on the load; the CPU seconds of the converting process are reported beside it.
+The targets and the measured figures are in ``docs/released-datasets.md``. On a shared machine wall
+time depends on the load; the CPU seconds of the converting process are reported beside it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from common import run_fresh
+
+from ial_core.config import option, parse_config
 
 VIEWS = 24     # Pitts-250K: 2 pitches x 12 yaws per place
+
+
+@dataclass
+class ReleasedBenchConfig:
+    entries: int = option(250_000, "annotation entries of the synthetic input")
+    profile: bool = option(False, "print the conversion's cProfile (30 functions by own time)")
 
 
 def make_files(root: Path, entries: int, seed: int = 0) -> tuple[Path, Path]:
@@ -55,9 +62,10 @@ def make_files(root: Path, entries: int, seed: int = 0) -> tuple[Path, Path]:
     return path, root / "utm.mat"
 
 
-def convert(train: Path, coords: Path, out: Path, profile: bool) -> None:
-    """Child process: the conversion alone."""
+def convert(train: str | Path, coords: str | Path, out: str | Path, profile: str = "false") -> None:
+    """The conversion alone (run by :func:`common.run_fresh`; ``profile`` "true" or "false")."""
     from data_gen import released
+    train, coords, out, profile = Path(train), Path(coords), Path(out), profile == "true"
 
     steps, peaks = {}, {}
     wrap = {"read_released_annotations": "read annotations", "read_coordinates": "read coordinates",
@@ -94,15 +102,8 @@ def convert(train: Path, coords: Path, out: Path, profile: bool) -> None:
                       "splits": meta["counts"]["splits"], "sub_streets": meta["counts"]["sub_streets"]}))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--entries", type=int, default=250_000)
-    parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        convert(*(Path(p) for p in args.child), profile=args.profile)
-        return
+def main(argv: list[str] | None = None) -> None:
+    args = parse_config(ReleasedBenchConfig, argv, description=__doc__.split("\n")[0])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         start = time.perf_counter()
@@ -110,8 +111,8 @@ def main() -> None:
         size = train.stat().st_size / 2**20
         print(f"synthetic input: {args.entries} entries, {size:.0f} MiB JSON "
               f"({time.perf_counter() - start:.1f} s to generate)")
-        cmd = [sys.executable, __file__, "--child", str(train), str(coords), str(root / "ds")]
-        subprocess.run(cmd + (["--profile"] if args.profile else []), check=True)
+        run_fresh("bench_released", "convert", str(train), str(coords), str(root / "ds"),
+                  str(args.profile).lower())
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ seeds, checks once that a repeated render is byte-identical, and prints one summ
 
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from data_gen.render import ViewSpec, render_view
+from ial_core.config import option, parse_config
 
 DISTRICTS = ("Kluuvi", "Kaartinkaupunki", "Kruununhaka", "Punavuori", "Kamppi", "Etu-Töölö",
              "Ullanlinna", "Katajanokka", "Eira", "Kallio")
@@ -26,10 +27,17 @@ STREETS = ("Aleksanterinkatu", "Mikonkatu", "Mannerheimintie", "Bulevardi", "Iso
            "Luotsikatu", "Kristianinkatu", "Hämeentie", "Porthaninkatu")
 
 
+@dataclass
+class RenderBenchConfig:
+    size: int = option(128, "image side in pixels")
+    n: int = option(2000, "number of views to render")
+    warmup: int = option(50, "untimed renders first (fills caches)")
+
+
 def make_specs(n: int, seed: int = 0) -> list[ViewSpec]:
     rng = np.random.default_rng(seed)
     specs = []
-    for i in range(n):
+    for _ in range(n):
         j = int(rng.integers(len(STREETS)))
         length = 200.0 + 100.0 * (j % 9)
         specs.append(ViewSpec(
@@ -41,12 +49,8 @@ def make_specs(n: int, seed: int = 0) -> list[ViewSpec]:
     return specs
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=128, help="image side in pixels")
-    ap.add_argument("--n", type=int, default=2000, help="number of views to render")
-    ap.add_argument("--warmup", type=int, default=50, help="untimed renders first (fills caches)")
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args = parse_config(RenderBenchConfig, argv, description=__doc__.splitlines()[0])
 
     specs = make_specs(args.n)
     a, b = render_view(specs[0], args.size), render_view(specs[0], args.size)

@@ -6,9 +6,9 @@
    ``--steps`` steps (``--stop-at-step``); reported: steady-state seconds per step (median, warm-up
    steps dropped), steps per epoch, the epoch time they give, and the process's peak resident memory
    (its own and its loader workers'). Linear time per epoch means seconds per step do not grow with
-   the data; flat memory means the peak does not either. ``--cpu-time`` times steps on a shared
+   the data; flat memory means the peak does not either. ``--cpu-time true`` times steps on a shared
    machine by CPU seconds instead (one thread, data loading in the process, runs of ``--steps-short``
-   and ``--steps`` steps differenced; see ``bench_vs_open_clip.py --cpu-time``).
+   and ``--steps`` steps differenced; see ``bench_vs_open_clip.py --cpu-time true``).
 2. Evaluation against the number of candidate addresses (default 190, 1000, 4000; SF-IAL-Large has
    about 3.6k). The real candidates are padded with synthetic ones, "street & cross street,
    district" built from the city's own names, and a trained run (``--run``) encodes them and ranks
@@ -18,17 +18,29 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import (
+    ROOT,
+    TRAIN_TIMING_FLAGS,
+    child_env,
+    children_cpu_s,
+    load_average,
+    print_table,
+    read_result,
+    run_quiet,
+    train_log_rates,
+    write_results,
+)
+
+from ial_core.config import option, parse_config
+
 TRAIN_LAUNCHER = """
 import json, resource, sys, time
 t0 = time.time()
@@ -40,14 +52,23 @@ print("RESULT " + json.dumps({"rc": rc, "start": t0, "peak_rss_mb": own, "worker
 """
 
 
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def children_cpu_s() -> float:
-    import resource
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+@dataclass
+class ScalingBenchConfig:
+    data: str = option(str(ROOT / "runs" / "helsinki" / "data"), "built dataset of the embedded city")
+    data_4x: str = option(str(ROOT / "runs" / "helsinki4x" / "data"), "its 4x denser build")
+    steps: int = option(30, "training steps per run")
+    skip: int = option(5, "warm-up steps dropped from each run")
+    repeats: int = option(2, "rounds of (1x, 4x) training runs")
+    run: str = option(str(ROOT / "runs" / "helsinki" / "addressclip"),
+                      "trained run for the evaluation part")
+    candidates: str = option("190,1000,4000", "comma-separated candidate counts")
+    queries: int = option(256, "test images ranked against the candidates")
+    skip_train: bool = option(False, "skip the training part")
+    cpu_time: bool = option(False, "time steps by CPU seconds (1 thread)")
+    steps_short: int = option(5, "steps of the shorter run with --cpu_time")
+    skip_eval: bool = option(False, "skip the evaluation part")
+    train_args: str = option("", "extra addressclip.train flags")
+    out: str = option("runs/bench/bench_scaling.json", "JSON results")
 
 
 def train_run_cpu(data: str, short: int, steps: int, work: Path, tag: str, extra: list[str]) -> dict:
@@ -68,31 +89,24 @@ def train_run(data: str, steps: int, skip: int, work: Path, tag: str, extra: lis
     launcher = work / "train_launcher.py"
     launcher.write_text(TRAIN_LAUNCHER)
     cmd = [sys.executable, str(launcher), "--data", data, "--out", str(out), "--stop-at-step",
-           str(steps), "--log-every", "1", "--no-progress", "--val-split", "none", "--seed", "0",
-           "--keep-checkpoints", "1", *extra]
-    before = load()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not line:
+           str(steps), "--seed", "0", *TRAIN_TIMING_FLAGS, *extra]
+    before = load_average()
+    proc = run_quiet(cmd, env=child_env(threads))
+    res = read_result(proc.stdout)
+    if proc.returncode != 0 or res is None:
         raise RuntimeError(f"training on {data} failed:\n{proc.stderr[-3000:]}")
-    res = json.loads(line[0][len("RESULT "):])
-    log = [json.loads(ln) for ln in (out / "train_log.jsonl").read_text().splitlines()]
-    log = [r for r in log if r["kind"] == "train"]
     batch = int(next(ln.split("global batch ")[1].split()[0] for ln in proc.stderr.splitlines()
                      if "global batch" in ln))
     spe = int(next(ln.split(" steps/epoch")[0].rsplit(" ", 1)[1] for ln in proc.stderr.splitlines()
                    if "steps/epoch" in ln))
     n_images = int(next(ln.split(" train images")[0].rsplit(" ", 1)[1] for ln in proc.stderr.splitlines()
                         if " train images" in ln))
-    step_s = statistics.median(batch / r["images_per_s"] for r in log[skip:])
-    subprocess.run(["rm", "-rf", str(out)], check=False)
+    step_s = statistics.median(batch / ips for ips in train_log_rates(out)[skip:])
+    shutil.rmtree(out, ignore_errors=True)
     return {"train_images": n_images, "steps_per_epoch": spe, "step_s": step_s,
             "epoch_s": spe * step_s, "peak_rss_mb": res["peak_rss_mb"],
             "worker_peak_rss_mb": res["worker_peak_rss_mb"], "load_before": before,
-            "load_after": load()}
+            "load_after": load_average()}
 
 
 def synthetic_candidates(real: list[str], n: int, seed: int = 0) -> list[str]:
@@ -157,31 +171,14 @@ def eval_scaling(run: str, data: str, sizes: list[int], queries: int, cpu_time: 
         per_q = (sum(img_t) + sum(rank_t)) / (reps * imgs.shape[0])
         rows.append({"candidates": n, "encode_candidates_s": enc_s, "ms_per_query": 1000 * per_q,
                      "rank_ms_per_query": 1000 * sum(rank_t) / (reps * imgs.shape[0]),
-                     "candidate_matrix_mb": feats.numel() * 4 / 2 ** 20, "load": load()})
+                     "candidate_matrix_mb": feats.numel() * 4 / 2 ** 20, "load": load_average()})
         print(f"  {n:5d} candidates: encode {enc_s:.2f} s, {rows[-1]['ms_per_query']:.3f} ms/query "
               f"({rows[-1]['rank_ms_per_query']:.4f} ms of it ranking)", flush=True)
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=str(ROOT / "runs" / "helsinki" / "data"))
-    p.add_argument("--data-4x", default=str(ROOT / "runs" / "helsinki4x" / "data"))
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--skip", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--run", default=str(ROOT / "runs" / "helsinki" / "addressclip"),
-                   help="trained run for the evaluation part")
-    p.add_argument("--candidates", default="190,1000,4000")
-    p.add_argument("--queries", type=int, default=256)
-    p.add_argument("--skip-train", action="store_true")
-    p.add_argument("--cpu-time", action="store_true", help="time steps by CPU seconds (1 thread)")
-    p.add_argument("--steps-short", type=int, default=5)
-    p.add_argument("--skip-eval", action="store_true")
-    p.add_argument("--train-args", default="", help="extra addressclip.train flags")
-    p.add_argument("--out", default="runs/bench/bench_scaling.json")
-    a = p.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    a = parse_config(ScalingBenchConfig, argv, description=__doc__.split("\n")[0])
     result: dict = {}
     if not a.skip_train:
         runs: dict[str, list[dict]] = {"1x": [], "4x": []}
@@ -201,27 +198,27 @@ def main(argv: list[str] | None = None) -> int:
                           f"(load {res['load_before']} -> {res['load_after']})", flush=True)
         result["train"] = runs
         unit = "CPU-s" if a.cpu_time else "s"
-        print(f"\n| data | train images | steps/epoch | {unit}/step (median of rounds) | epoch ({unit}) | "
-              "peak memory (MB) | loader peak (MB) |\n|---|---|---|---|---|---|---|")
+        table = []
         for name, rs in runs.items():
             step = statistics.median(x["step_s"] for x in rs)
-            print(f"| {name} | {rs[0]['train_images']} | {rs[0]['steps_per_epoch']} | {step:.3f} | "
-                  f"{rs[0]['steps_per_epoch'] * step:.0f} | {max(x['peak_rss_mb'] for x in rs):.0f} | "
-                  f"{max(x['worker_peak_rss_mb'] for x in rs):.0f} |")
+            table.append([name, rs[0]["train_images"], rs[0]["steps_per_epoch"], f"{step:.3f}",
+                          f"{rs[0]['steps_per_epoch'] * step:.0f}",
+                          f"{max(x['peak_rss_mb'] for x in rs):.0f}",
+                          f"{max(x['worker_peak_rss_mb'] for x in rs):.0f}"])
+        print()
+        print_table(["data", "train images", "steps/epoch", f"{unit}/step (median of rounds)",
+                     f"epoch ({unit})", "peak memory (MB)", "loader peak (MB)"], table)
     if not a.skip_eval:
         print(f"evaluation against candidates (run {a.run}, {a.queries} test queries):")
         rows = eval_scaling(a.run, a.data, [int(x) for x in a.candidates.split(",")], a.queries,
                             a.cpu_time)
         result["eval"] = rows
-        print("\n| candidates | encode candidates (s) | ms per query (batch 128) | of it ranking (ms) | "
-              "candidate matrix (MB) |\n|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['candidates']} | {r['encode_candidates_s']:.2f} | {r['ms_per_query']:.3f} | "
-                  f"{r['rank_ms_per_query']:.4f} | {r['candidate_matrix_mb']:.2f} |")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+        print()
+        print_table(["candidates", "encode candidates (s)", "ms per query (batch 128)",
+                     "of it ranking (ms)", "candidate matrix (MB)"],
+                    ([r["candidates"], f"{r['encode_candidates_s']:.2f}", f"{r['ms_per_query']:.3f}",
+                      f"{r['rank_ms_per_query']:.4f}", f"{r['candidate_matrix_mb']:.2f}"] for r in rows))
+    write_results(a.out, result)
     return 0
 
 

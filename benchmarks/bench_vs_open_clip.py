@@ -22,7 +22,7 @@ median of the rest is the run's images/s. The systems are interleaved (A B C A B
 ``--repeats`` rounds so that load drift on a shared machine hits all alike; the load average is
 printed before and after every run. Results: a table and ``--out`` JSON.
 
-``--cpu-time`` measures what load on a shared machine cannot distort: each system runs with one
+``--cpu-time true`` measures what load on a shared machine cannot distort: each system runs with one
 thread and ``--workers 0`` (data loading in the training process), twice, on ``--steps-short`` and
 ``--steps-long`` steps' worth of images, and the CPU seconds the process tree used (``getrusage``
 of the waited-for children) are differenced, which cancels start-up, model building, the first
@@ -33,19 +33,31 @@ other jobs gives the same figure as an idle one (up to cache and memory-bandwidt
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import os
 import re
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import (
+    ROOT,
+    TRAIN_TIMING_FLAGS,
+    child_env,
+    children_cpu_s,
+    load_average,
+    print_table,
+    run_quiet,
+    train_log_rates,
+    write_results,
+)
+
+from ial_core.config import option, parse_config
+
 SYSTEMS = ("open_clip", "addressclip-address", "addressclip-all", "addressclip-address-grouped",
            "addressclip-all-grouped")
 WEIGHTS = {"addressclip-address": ["--alpha", "1", "--beta", "0", "--gamma", "0"],
@@ -58,8 +70,21 @@ OPEN_CLIP_LAUNCHER = ("import sys, addressclip.model  # registers AddressCLIP-Ti
 _BATCH_LINE = re.compile(r"Batch \(t\): [\d.]+, ([\d.]+)/s")
 
 
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+@dataclass
+class VsOpenCLIPBenchConfig:
+    models: str = option("AddressCLIP-Tiny,ViT-B-32", "comma-separated model names")
+    data: str = option(str(ROOT / "runs" / "helsinki" / "data"), "built dataset")
+    images: int = option(0, "training images per run (default 1024 tiny, 256 ViT-B-32)")
+    batch: int = option(32, "batch of both trainers")
+    threads: int = option(os.cpu_count() or 1, "torch threads of each run")
+    workers: int = option(1, "DataLoader workers of each run")
+    repeats: int = option(2, "rounds over the systems")
+    skip: int = option(2, "warm-up steps dropped from each run")
+    systems: str = option(",".join(SYSTEMS), "open_clip first")
+    cpu_time: bool = option(False, "images per CPU-second, 1 thread (robust to a shared machine's load)")
+    steps_short: int = option(2, "steps of the shorter run with --cpu_time")
+    steps_long: int = option(6, "steps of the longer run with --cpu_time")
+    out: str = option("runs/bench/bench_vs_open_clip.json", "JSON results")
 
 
 def write_csv(data: str, n: int, path: Path) -> int:
@@ -79,12 +104,6 @@ def write_csv(data: str, n: int, path: Path) -> int:
     return len(ds.paths)
 
 
-def children_cpu_s() -> float:
-    import resource
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def run_open_clip(model: str, csv_path: Path, batch: int, workers: int, env: dict, work: Path,
                   tag: str) -> list[float]:
     launcher = work / "open_clip_launcher.py"
@@ -96,7 +115,7 @@ def run_open_clip(model: str, csv_path: Path, batch: int, workers: int, env: dic
            "--save-frequency", "0", "--zeroshot-frequency", "0", "--val-frequency", "0",
            "--report-to", "", "--log-every-n-steps", "1", "--logs", str(work / "open_clip_logs"),
            "--name", tag, "--seed", "0"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = run_quiet(cmd, env=env)
     log_text = proc.stdout + proc.stderr
     log_file = work / "open_clip_logs" / tag / "out.log"
     if log_file.is_file():
@@ -113,15 +132,12 @@ def run_addressclip(system: str, model: str, data: str, n: int, batch: int, work
     cmd = [sys.executable, "-m", "addressclip.train", "--data", data, "--model", model,
            "--batch-size", str(batch), "--workers", str(workers), "--limit-train", str(n),
            "--epochs", "1", "--precision", "fp32", "--lr", "1e-3", "--warmup-steps", "2",
-           "--val-split", "none", "--log-every", "1", "--no-progress", "--seed", "0",
-           "--keep-checkpoints", "1", "--out", str(out), *WEIGHTS[system]]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    log = out / "train_log.jsonl"
-    if proc.returncode != 0 or not log.is_file():
+           "--seed", "0", *TRAIN_TIMING_FLAGS, "--out", str(out), *WEIGHTS[system]]
+    proc = run_quiet(cmd, env=env)
+    if proc.returncode != 0 or not (out / "train_log.jsonl").is_file():
         raise RuntimeError(f"addressclip.train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    rates = [json.loads(ln)["images_per_s"] for ln in log.read_text().splitlines()
-             if json.loads(ln)["kind"] == "train"]
-    subprocess.run(["rm", "-rf", str(out)], check=False)   # checkpoints are large (ViT-B-32)
+    rates = train_log_rates(out)
+    shutil.rmtree(out, ignore_errors=True)   # checkpoints are large (ViT-B-32)
     return rates
 
 
@@ -129,13 +145,12 @@ def bench_model(model: str, data: str, n: int, batch: int, workers: int, threads
                 skip: int, work: Path, systems: tuple[str, ...] = SYSTEMS) -> dict:
     csv_path = work / f"train-{model}.csv"
     n = write_csv(data, n, csv_path)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads),
-           "MKL_NUM_THREADS": str(threads)}
+    env = child_env(threads)
     runs: dict[str, list[dict]] = {s: [] for s in systems}
     for r in range(repeats):
         for system in systems:
             tag = f"{model}-{system}-{r}-{time.time_ns()}"
-            before = load()
+            before = load_average()
             t = time.perf_counter()
             if system == "open_clip":
                 rates = run_open_clip(model, csv_path, batch, workers, env, work, tag)
@@ -145,7 +160,7 @@ def bench_model(model: str, data: str, n: int, batch: int, workers: int, threads
             steady = rates[skip:] or rates[-1:]
             ips = statistics.median(steady)
             runs[system].append({"images_per_s": ips, "steps": len(rates), "timed_steps": len(steady),
-                                 "wall_s": wall, "load_before": before, "load_after": load()})
+                                 "wall_s": wall, "load_before": before, "load_after": load_average()})
             print(f"  {model} round {r + 1} {system:20s} {ips:8.2f} images/s over {len(steady)} steps "
                   f"(load {before} -> {runs[system][-1]['load_after']}, {wall:.0f} s)", flush=True)
     result = {"model": model, "images": n, "batch": batch, "threads": threads, "workers": workers,
@@ -164,7 +179,7 @@ def bench_model(model: str, data: str, n: int, batch: int, workers: int, threads
 def bench_cpu_time(model: str, data: str, batch: int, short: int, long: int, repeats: int,
                    work: Path, systems: tuple[str, ...]) -> dict:
     """Images per CPU-second of each system, from runs of ``short`` and ``long`` steps (1 thread)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = child_env(1)
     csvs = {}
     for steps in (short, long):
         csvs[steps] = work / f"train-{model}-{steps}.csv"
@@ -184,10 +199,10 @@ def bench_cpu_time(model: str, data: str, batch: int, short: int, long: int, rep
                     raise RuntimeError(f"{system}: {len(rates)} steps logged, expected {steps}")
                 cpu[steps] = children_cpu_s() - c0
             ips = (long - short) * batch / (cpu[long] - cpu[short])
-            runs[system].append({"images_per_cpu_s": ips, "cpu_s": cpu, "load": load()})
+            runs[system].append({"images_per_cpu_s": ips, "cpu_s": cpu, "load": load_average()})
             print(f"  {model} round {r + 1} {system:28s} {ips:8.2f} images per CPU-second "
                   f"(CPU {cpu[short]:.0f} s for {short} steps, {cpu[long]:.0f} s for {long}; load "
-                  f"{load()})", flush=True)
+                  f"{load_average()})", flush=True)
     result = {"model": model, "batch": batch, "threads": 1, "workers": 0, "steps": [short, long],
               "runs": runs}
     for system in systems:
@@ -198,23 +213,7 @@ def bench_cpu_time(model: str, data: str, batch: int, short: int, long: int, rep
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="AddressCLIP-Tiny,ViT-B-32")
-    p.add_argument("--data", default=str(ROOT / "runs" / "helsinki" / "data"))
-    p.add_argument("--images", type=int, default=0,
-                   help="training images per run (default 1024 tiny, 256 ViT-B-32)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--skip", type=int, default=2, help="warm-up steps dropped from each run")
-    p.add_argument("--systems", default=",".join(SYSTEMS), help="open_clip first")
-    p.add_argument("--cpu-time", action="store_true",
-                   help="images per CPU-second, 1 thread (robust to a shared machine's load)")
-    p.add_argument("--steps-short", type=int, default=2)
-    p.add_argument("--steps-long", type=int, default=6)
-    p.add_argument("--out", default="runs/bench/bench_vs_open_clip.json")
-    a = p.parse_args(argv)
+    a = parse_config(VsOpenCLIPBenchConfig, argv, description=__doc__.split("\n")[0])
     systems = tuple(a.systems.split(","))
     if systems[0] != "open_clip" or not set(systems) <= set(SYSTEMS):
         print(f"--systems: open_clip first, then any of {', '.join(SYSTEMS[1:])}", file=sys.stderr)
@@ -222,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path(a.data) / "meta.json").is_file():
         print(f"no dataset at {a.data}: build one with python -m data_gen.build", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(ROOT))
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_vs_open_clip_") as tmp:
         for model in a.models.split(","):
@@ -239,16 +237,10 @@ def main(argv: list[str] | None = None) -> int:
                                        a.skip, Path(tmp), systems))
     print()
     unit = "images per CPU-s" if a.cpu_time else "images/s"
-    print("| model | " + " | ".join(f"{s} {unit}" + ("" if s == "open_clip" else " (ratio)")
-                                  for s in systems) + " |")
-    print("|---|" + "---|" * len(systems))
-    for r in results:
-        cells = [f"{r['open_clip']:.2f}"] + [f"{r[s]:.2f} ({r[s + '_ratio']:.2f}x)" for s in systems[1:]]
-        print(f"| {r['model']} | " + " | ".join(cells) + " |")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"data": a.data, "results": results}, indent=2))
-    print(f"wrote {out}")
+    print_table(["model", *(f"{s} {unit}" + ("" if s == "open_clip" else " (ratio)") for s in systems)],
+                ([r["model"], f"{r['open_clip']:.2f}",
+                  *(f"{r[s]:.2f} ({r[s + '_ratio']:.2f}x)" for s in systems[1:])] for r in results))
+    write_results(a.out, {"data": a.data, "results": results})
     return 0
 
 

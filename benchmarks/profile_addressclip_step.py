@@ -8,32 +8,36 @@ losses, backward, optimizer step; forward phases under ``no_grad`` are not what 
 phases are timed with autograd on and the backward is that of the whole step), the text lengths the
 tower actually runs at, and the top operators of one step by self CPU time (``torch.profiler``).
 
-``--flops`` instead counts model FLOPs of one forward + backward (``FlopCounterMode``; independent
+``--flops true`` instead counts model FLOPs of one forward + backward (``FlopCounterMode``; independent
 of machine load) for what open_clip's trainer runs (both towers, every text at the full context) and
 for AddressCLIP's step with each set of weights, with and without ``--text-length-groups``.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
+from functools import partial
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
+
+from ial_core.config import option, parse_config
+
+
+@dataclass
+class ProfileStepConfig:
+    model: str = option("ViT-B-32", "model name")
+    data: str = option(str(ROOT / "runs" / "helsinki" / "data"), "built dataset")
+    batch: int = option(32, "batch")
+    steps: int = option(3, "timed steps per weights")
+    top: int = option(12, "operators listed")
+    flops: bool = option(False, "count FLOPs per step instead of timing")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="ViT-B-32")
-    p.add_argument("--data", default=str(ROOT / "runs" / "helsinki" / "data"))
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--top", type=int, default=12)
-    p.add_argument("--flops", action="store_true", help="count FLOPs per step instead of timing")
-    a = p.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
+    a = parse_config(ProfileStepConfig, argv, description=__doc__.split("\n")[0])
     import open_clip
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -60,13 +64,24 @@ def main(argv: list[str] | None = None) -> int:
                          tokenizer=tok)
     batch = default_collate([ds[k] for k in next(iter(EpochBatchSampler(len(ds), a.batch, seed=0)))])
     uniq = torch.unique(batch["label"])
-    lengths = lambda t: (t.argmax(-1) + 1)  # noqa: E731  (EOT is the largest token id)
+
+    def lengths(tokens):
+        return tokens.argmax(-1) + 1        # EOT is the largest token id
     print(f"{a.model}, batch {a.batch}, {torch.get_num_threads()} threads; distinct addresses "
           f"{len(uniq)} (tokens: longest {int(lengths(cand_tokens[uniq]).max())}, mean "
           f"{float(lengths(cand_tokens[uniq]).float().mean()):.1f}); captions: longest "
           f"{int(lengths(batch['caption_tokens']).max())}, mean "
           f"{float(lengths(batch['caption_tokens']).float().mean()):.1f}; context "
           f"{cand_tokens.shape[1]}")
+
+    def total_loss(loss_fn):
+        return batch_losses(model, loss_fn, batch, cand_tokens, device)["total"]
+
+    def timed(phases: dict[str, list[float]], key: str, fn):
+        t = time.perf_counter()
+        out = fn()
+        phases.setdefault(key, []).append(time.perf_counter() - t)
+        return out
 
     if a.flops:
         from torch.utils.flop_counter import FlopCounterMode
@@ -85,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, w in (("address only", LossWeights(1, 0, 0)), ("all losses", LossWeights(1, 0.2, 0.8))):
             for grouped in (False, True):
                 model.text_length_groups = grouped
-                g = count(lambda: batch_losses(model, AddressCLIPLoss(w), batch, cand_tokens,
-                                               device)["total"])
+                g = count(partial(total_loss, AddressCLIPLoss(w)))
                 rows.append((f"AddressCLIP {name}{', length groups' if grouped else ''}", g))
         print("\n| step | GFLOP per step | GFLOP per image | open_clip's / this |\n|---|---|---|---|")
         for label, g in rows:
@@ -96,27 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, w in (("address only", LossWeights(1, 0, 0)), ("all losses", LossWeights(1, 0.2, 0.8))):
         loss_fn = AddressCLIPLoss(w)
         phases: dict[str, list[float]] = {}
-
-        def timed(key, fn):
-            t = time.perf_counter()
-            out = fn()
-            phases.setdefault(key, []).append(time.perf_counter() - t)
-            return out
-
         for i in range(a.steps + 1):
             if i == 0:
                 phases.clear()
-            img = timed("image tower forward", lambda: model.encode_image(batch["image"]))
+            img = timed(phases, "image tower forward", lambda: model.encode_image(batch["image"]))
             del img
             if w.alpha:
-                timed("text forward: addresses", lambda: model.encode_text(cand_tokens[uniq]))
+                timed(phases, "text forward: addresses", lambda: model.encode_text(cand_tokens[uniq]))
             if w.beta:
-                timed("text forward: captions", lambda: model.encode_text(batch["caption_tokens"]))
+                timed(phases, "text forward: captions",
+                      lambda: model.encode_text(batch["caption_tokens"]))
             opt.zero_grad(set_to_none=True)
-            losses = timed("whole forward + losses", lambda: batch_losses(model, loss_fn, batch,
-                                                                         cand_tokens, device))
-            timed("backward", lambda: losses["total"].backward())
-            timed("optimizer step", lambda: opt.step())
+            losses = timed(phases, "whole forward + losses",
+                           partial(batch_losses, model, loss_fn, batch, cand_tokens, device))
+            timed(phases, "backward", losses["total"].backward)
+            timed(phases, "optimizer step", opt.step)
             opt.zero_grad(set_to_none=True)
             if i == 0:
                 phases.clear()
