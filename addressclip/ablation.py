@@ -29,7 +29,6 @@ the configured data. Compare the ordering of the rows, not the values. The table
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
@@ -38,6 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ial_core.config import option, parse_config
+from ial_core.files import write_text
 
 METRIC_KEYS = ("ssa@1", "ssa@5", "sa@1", "sa@5")   # as in addressclip.evaluate (no torch import here)
 
@@ -221,20 +223,21 @@ def table(runs_dir: Path, *, n_boot: int = 2000) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class AblationArgs:
+    runs_dir: str = option(help="folder holding one folder per loss combination, seed folders inside")
+    bootstrap: int = option(2000, "bootstrap resamples of the test images")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m addressclip.ablation", description=__doc__.split("\n")[0])
-    p.add_argument("runs_dir", help="folder holding one folder per loss combination, seed folders inside")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the test images")
-    a = p.parse_args(argv)
+    a = parse_config(AblationArgs, argv, prog="python -m addressclip.ablation",
+                     description=__doc__.split("\n")[0], positional=["runs_dir"])
     try:
         text = table(Path(a.runs_dir), n_boot=a.bootstrap)
     except AblationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(a.runs_dir) / "ablation.md"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_text(Path(a.runs_dir) / "ablation.md", text)
     print(text, end="")
     return 0
 

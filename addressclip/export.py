@@ -30,11 +30,11 @@ the ln_pre output; max abs difference <= 1e-4.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,6 +44,7 @@ from torch import nn
 
 from addressclip import checkpoint as ckpt
 from addressclip.model import load_clip_dir
+from ial_core.config import option, parse_config
 
 HF_PREFIX = "vision_model."
 PARITY_TOL = 1e-4
@@ -232,19 +233,21 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
         "run": str(run_dir), "checkpoint": str(path), "step": step})
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m addressclip.export",
-                                description="Write the vision tower as a HF CLIPVisionModel directory "
-                                            "(or, with --full, the whole model as a CLIPModel).")
-    p.add_argument("--run", required=True, help="run directory written by addressclip.train")
-    p.add_argument("--out", help="output directory (default RUN/hf_vision, with --full RUN/hf_full)")
-    p.add_argument("--checkpoint", default="latest", help="latest, init, step_NNNNNN or a directory")
-    p.add_argument("--full", action="store_true",
-                   help="both towers as CLIPModel + CLIPProcessor, with the candidate addresses "
+@dataclass
+class ExportArgs:
+    run: str = option(help="run directory written by addressclip.train")
+    out: str | None = option(None, "output directory (default RUN/hf_vision, with --full RUN/hf_full)")
+    checkpoint: str = option("latest", "latest, init, step_NNNNNN or a directory")
+    full: bool = option(False, "both towers as CLIPModel + CLIPProcessor, with the candidate addresses "
                         "(zero-shot-image-classification pipeline, AddressPredictor)")
-    p.add_argument("--data", help="with --full: dataset whose addresses.json is copied (default: "
-                                  "the run's)")
-    a = p.parse_args(argv)
+    data: str | None = option(None, "with --full: dataset whose addresses.json is copied (default: "
+                              "the run's)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_config(ExportArgs, argv, prog="python -m addressclip.export",
+                     description="Write the vision tower as a HF CLIPVisionModel directory "
+                                 "(or, with --full, the whole model as a CLIPModel).")
     if a.full:
         from addressclip.export_full import export_full_run
         out = a.out or str(Path(a.run) / "hf_full")

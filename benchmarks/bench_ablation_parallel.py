@@ -28,7 +28,7 @@ def start(data: str, out: Path, seed: int, threads: int, steps: int) -> subproce
            "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "addressclip.train", "--data", data, "--out", str(out), "--seed",
            str(seed), "--stop-at-step", str(steps), "--val-split", "none", "--log-every", "1",
-           "--no-progress", "--keep-checkpoints", "1"]
+           "--progress", "false", "--keep-checkpoints", "1"]
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
 

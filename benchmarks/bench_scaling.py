@@ -68,7 +68,7 @@ def train_run(data: str, steps: int, skip: int, work: Path, tag: str, extra: lis
     launcher = work / "train_launcher.py"
     launcher.write_text(TRAIN_LAUNCHER)
     cmd = [sys.executable, str(launcher), "--data", data, "--out", str(out), "--stop-at-step",
-           str(steps), "--log-every", "1", "--no-progress", "--val-split", "none", "--seed", "0",
+           str(steps), "--log-every", "1", "--progress", "false", "--val-split", "none", "--seed", "0",
            "--keep-checkpoints", "1", *extra]
     before = load()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -113,7 +113,7 @@ def run_addressclip(system: str, model: str, data: str, n: int, batch: int, work
     cmd = [sys.executable, "-m", "addressclip.train", "--data", data, "--model", model,
            "--batch-size", str(batch), "--workers", str(workers), "--limit-train", str(n),
            "--epochs", "1", "--precision", "fp32", "--lr", "1e-3", "--warmup-steps", "2",
-           "--val-split", "none", "--log-every", "1", "--no-progress", "--seed", "0",
+           "--val-split", "none", "--log-every", "1", "--progress", "false", "--seed", "0",
            "--keep-checkpoints", "1", "--out", str(out), *WEIGHTS[system]]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     log = out / "train_log.jsonl"

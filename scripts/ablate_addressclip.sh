@@ -68,7 +68,7 @@ one_run() {
     echo "== $name seed $seed: training ($weights, $THREADS threads)"
     # shellcheck disable=SC2086
     OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS "$PYTHON" -m addressclip.train --data "$DATA" \
-      --out "$run" --seed "$seed" $weights --no-progress "${resume[@]}" "${EXTRA[@]}"
+      --out "$run" --seed "$seed" $weights --progress false "${resume[@]}" "${EXTRA[@]}"
   fi
   if ! head -1 "$run/eval/predictions.csv" 2>/dev/null | grep -q hit_sa@5; then
     echo "== $name seed $seed: evaluating"
