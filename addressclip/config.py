@@ -35,6 +35,7 @@ from pathlib import Path
 
 import yaml
 
+from addressclip.losses import PAPER_WEIGHTS
 from ial_core.config import option, parse_config
 from ial_core.files import write_text
 
@@ -79,9 +80,12 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    alpha: float = option(1.0, "weight of the image-address contrastive loss (0 switches it off)")
-    beta: float = option(0.2, "weight of the image-caption contrastive loss (0 switches it off)")
-    gamma: float = option(0.8, "weight of the image-geography matching loss (0 switches it off)")
+    alpha: float = option(PAPER_WEIGHTS["alpha"],
+                          "weight of the image-address contrastive loss (0 switches it off)")
+    beta: float = option(PAPER_WEIGHTS["beta"],
+                         "weight of the image-caption contrastive loss (0 switches it off)")
+    gamma: float = option(PAPER_WEIGHTS["gamma"],
+                          "weight of the image-geography matching loss (0 switches it off)")
 
 
 @dataclass
@@ -243,7 +247,7 @@ def fill_model_defaults(cfg: Config) -> dict[str, typing.Any]:
 
 def validate(cfg: Config) -> None:
     l, o, r, d = cfg.loss, cfg.optim, cfg.run, cfg.data
-    for name in ("alpha", "beta", "gamma"):
+    for name in PAPER_WEIGHTS:
         if getattr(l, name) < 0:
             raise ConfigError(f"loss weight {name} must be >= 0")
     if l.alpha == 0 and l.beta == 0:

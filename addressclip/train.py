@@ -18,6 +18,7 @@ an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -39,7 +40,7 @@ from addressclip.config import (Config, ConfigError, default_workers, load_run_c
 from addressclip.data import CandidateSet, EpochBatchSampler, IALImageDataset, eval_loader, train_loader
 from addressclip.distributed import DistEnv, barrier, broadcast_object, cleanup, init_distributed
 from addressclip.evaluate import encode_texts, predict, score
-from addressclip.losses import AddressCLIPLoss, LossWeights
+from addressclip.losses import ADDRESS_TOKENS, CAPTION_TOKENS, COORDS, AddressCLIPLoss, LossWeights
 from addressclip.model import (AddressCLIP, CheckpointError, apply_locks, count_parameters, create_clip,
                                load_weights)
 from addressclip.precision import autocast, grad_scaler, resolve_precision
@@ -89,18 +90,20 @@ def make_optimizer(model: torch.nn.Module, cfg: Config, device: torch.device) ->
 def batch_losses(model, loss_fn: AddressCLIPLoss, batch: dict, cand_tokens: torch.Tensor,
                  device: torch.device) -> dict[str, torch.Tensor]:
     """Forward one micro-batch and return the loss dict (total and components)."""
-    w = loss_fn.weights
+    needs = loss_fn.weights.inputs()      # only what the active loss terms use is computed
     images = batch["image"].to(device, non_blocking=True)
     labels = batch["label"].to(device, non_blocking=True)
     addr_tokens = addr_index = cap_tokens = None
-    if w.alpha > 0:  # each distinct address of the batch goes through the text tower once
+    if ADDRESS_TOKENS in needs:  # each distinct address of the batch goes through the text tower once
         uniq, addr_index = torch.unique(labels, return_inverse=True)
         addr_tokens = cand_tokens[uniq]
-    if w.beta > 0:
+    if CAPTION_TOKENS in needs:
         cap_tokens = batch["caption_tokens"].to(device, non_blocking=True)
     feats = model(images, addr_tokens, addr_index, cap_tokens)
-    as_float = lambda t: None if t is None else t.float()  # noqa: E731  (losses in fp32)
-    coords = batch["coords"].to(device, non_blocking=True) if w.gamma > 0 else None
+
+    def as_float(t):        # the losses are computed in fp32
+        return None if t is None else t.float()
+    coords = batch["coords"].to(device, non_blocking=True) if COORDS in needs else None
     return loss_fn(as_float(feats["image"]), feats["logit_scale"].float(),
                    address=as_float(feats.get("address")), caption=as_float(feats.get("caption")),
                    coords=coords)
@@ -189,10 +192,11 @@ def train(cfg: Config, explicit: set[str], env: DistEnv) -> dict:
     tokenizer = open_clip.get_tokenizer(cfg.model.model)
     preprocess = model_config["preprocess_cfg"]
 
-    weights = LossWeights(cfg.loss.alpha, cfg.loss.beta, cfg.loss.gamma)
+    weights = LossWeights(**dataclasses.asdict(cfg.loss))
     workers = cfg.data.workers if cfg.data.workers is not None else default_workers()
     train_ds = IALImageDataset(ial, cfg.data.train_split, candidates, preprocess_cfg=preprocess,
-                               train=True, tokenizer=tokenizer if weights.beta > 0 else None,
+                               train=True,
+                               tokenizer=tokenizer if CAPTION_TOKENS in weights.inputs() else None,
                                augment=cfg.data.augment, crop_scale_min=cfg.data.crop_scale_min,
                                caption_address=cfg.data.caption_address, limit=cfg.data.limit_train)
     val_ds = None

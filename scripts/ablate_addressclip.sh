@@ -43,7 +43,10 @@ if [[ ! -f "$DATA/meta.json" ]]; then
   fi
 fi
 
-# name and the loss weights of that row (a weight of 0 switches a loss off)
+# name and the loss weights of that row (a weight of 0 switches a loss off): the rows that
+# `python -m addressclip.ablation --print_rows` prints from the loss registry
+# (addressclip.losses.LOSS_TERMS). Listed here rather than asked for at run time so that the script
+# starts no Python before the trainings; tests/test_addressclip_ablation.py checks the two agree.
 ROWS=(
   "address           --alpha 1 --beta 0   --gamma 0"
   "caption           --alpha 0 --beta 0.2 --gamma 0"
