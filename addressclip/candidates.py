@@ -13,7 +13,6 @@ every split, so the conversations (train) and the QA harness (test) read the sam
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from data_gen.questions import street_label
 from ial_core.config import option, parse_config, usage_error
+from ial_core.files import write_text
 
 RANKED = 40   # sub-street candidates ranked per image before reducing them to k distinct streets
 
@@ -75,10 +75,7 @@ def write_candidates(run_dir: str | Path, out: str | Path, *, k: int = 5, data: 
         ranked = street_level(top, candidates.streets, candidates.districts, k)
         result["splits"][split] = dict(zip(map(str, ds.ids), ranked))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.{os.getpid()}")
-    tmp.write_text(json.dumps(result, ensure_ascii=False, indent=0), encoding="utf-8")
-    os.replace(tmp, out)
+    write_text(out, json.dumps(result, ensure_ascii=False, indent=0))
     return out
 
 

@@ -42,6 +42,7 @@ from addressclip.model import AddressCLIP, load_clip_dir
 from addressclip.precision import autocast, resolve_precision
 from data_gen.dataset import load_dataset_dir
 from ial_core.config import option, parse_config
+from ial_core.files import atomic_file, write_text
 
 log = logging.getLogger("addressclip.evaluate")
 METRIC_KEYS = ("ssa@1", "ssa@5", "sa@1", "sa@5")
@@ -147,7 +148,7 @@ def write_markdown(path: Path, metrics: dict, title: str) -> None:
               "|---|---|---|---|"]
     for d, m in metrics["per_district"].items():
         lines.append(f"| {d} | {m['n']} | {m['ssa@1']:.2f} | {m['sa@1']:.2f} |")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def write_predictions(path: Path, ds: IALImageDataset, candidates: CandidateSet, preds: dict,
@@ -157,13 +158,11 @@ def write_predictions(path: Path, ds: IALImageDataset, candidates: CandidateSet,
     cols = zip(ds.ids, addresses[preds["labels"]], addresses[preds["top"][:, 0]],
                per_image["ssa@1"].astype(int), np.char.mod("%.4f", preds["sims"][:, 0]),
                ds.utm[:, 0], ds.utm[:, 1], *(per_image[k].astype(int) for k in METRIC_KEYS))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["image", "true_address", "predicted_address", "correct", "similarity",
                     "utm_easting", "utm_northing", *(f"hit_{k}" for k in METRIC_KEYS)])
         w.writerows(cols)
-    tmp.replace(path)
 
 
 def write_map(path: Path, utm: np.ndarray, correct: np.ndarray, street_ok: np.ndarray,
@@ -223,7 +222,7 @@ def evaluate_run(run_dir: str | Path, *, out: str | Path | None = None, split: s
     if zero_shot:
         zs, _, _ = run(ckpt.INIT)
         metrics["zero_shot"] = {k: zs[k] for k in (*METRIC_KEYS, "per_district", "step", "checkpoint")}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     write_markdown(out / "metrics.md", metrics, f"AddressCLIP on {ial.root.name} / {split}")
     per_image = hits(preds["top"], preds["labels"], candidates)
     correct, street_ok = per_image["ssa@1"], per_image["sa@1"]

@@ -31,8 +31,6 @@ the ln_pre output; max abs difference <= 1e-4.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ from torch import nn
 from addressclip import checkpoint as ckpt
 from addressclip.model import load_clip_dir
 from ial_core.config import option, parse_config
+from ial_core.files import atomic_dir
 
 HF_PREFIX = "vision_model."
 PARITY_TOL = 1e-4
@@ -185,15 +184,18 @@ def parity(visual: VisionTransformer, hf_model, pixels: torch.Tensor) -> dict:
 
 def export_vision_tower(clip: nn.Module, preprocess_cfg: dict, out: str | Path, *,
                         provenance: dict | None = None, check: bool = True) -> dict:
-    """Write the HF directory atomically (temporary folder, then rename) and verify parity."""
-    from transformers import CLIPVisionModel
+    """Write the HF directory atomically (temporary folder, then swapped in) and verify parity."""
     visual = clip.visual
     config = hf_vision_config(visual)
     state = hf_vision_state_dict(visual)
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with atomic_dir(out) as tmp:      # an older export is swapped aside, never deleted first
+        return _write_vision_export(tmp, visual, config, state, preprocess_cfg, provenance, check)
+
+
+def _write_vision_export(tmp: Path, visual: nn.Module, config, state: dict, preprocess_cfg: dict,
+                         provenance: dict | None, check: bool) -> dict:
+    """The files of a vision-tower export, written into ``tmp`` and checked there."""
+    from transformers import CLIPVisionModel
     config.save_pretrained(tmp)
     save_file({HF_PREFIX + k: v for k, v in state.items()}, str(tmp / "model.safetensors"),
               metadata={"format": "pt"})
@@ -216,9 +218,6 @@ def export_vision_tower(clip: nn.Module, preprocess_cfg: dict, out: str | Path, 
         if report["parity"]["max_abs_diff"] > PARITY_TOL:
             raise ExportError(f"exported model differs from open_clip: {report['parity']}")
     (tmp / "addressclip_export.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
     return report
 
 

@@ -52,6 +52,7 @@ from addressclip.calibration import Calibration
 from addressclip.open_set import load_open_set
 from ial_core.config import option, parse_config, usage_error
 from ial_core.errors import DataError
+from ial_core.files import write_text
 from ial_core.images import open_rgb
 from ial_core.images import to_rgb as pil_to_rgb
 
@@ -429,13 +430,6 @@ CSV_FIELDS = ("image", "rank", "address", "street", "cross_street", "district", 
               "probability", "unknown", "open_set_score", "error")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def format_results(results: list[tuple[str, Prediction | str]], fmt: str) -> str:
     """``results``: (image, Prediction or error message) in input order, as csv, jsonl or geojson."""
     if fmt == "jsonl":
@@ -539,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
                             progress=a.progress)
     n_bad = sum(isinstance(r, str) for _, r in results)
     if a.out:
-        _write_atomic(Path(a.out), format_results(results, fmt))
+        write_text(Path(a.out), format_results(results, fmt))
         print(f"wrote {a.out}: {len(results) - n_bad} predictions, {n_bad} unreadable files")
     else:
         for img, r in results:

@@ -47,6 +47,7 @@ from addressclip.precision import autocast, grad_scaler, resolve_precision
 from addressclip.scheduler import lr_at, set_lr
 from data_gen.dataset import load_dataset_dir
 from ial_core.errors import DataError
+from ial_core.files import write_text
 
 log = logging.getLogger("addressclip.train")
 
@@ -142,8 +143,7 @@ class Logger:
             from torch.utils.tensorboard import SummaryWriter
             path = run_dir / "train_log.jsonl"
             if resumed_step is not None and path.is_file():  # drop what was logged after the checkpoint
-                path.write_text("".join(ln + "\n" for ln in log_lines_until(path, resumed_step)),
-                                encoding="utf-8")
+                write_text(path, "".join(ln + "\n" for ln in log_lines_until(path, resumed_step)))
             purge = resumed_step + 1 if resumed_step is not None else None
             self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
             self.jsonl = open(path, "a", encoding="utf-8")
@@ -332,9 +332,9 @@ def train(cfg: Config, explicit: set[str], env: DistEnv) -> dict:
     elapsed = time.perf_counter() - t_start
     if env.is_master:
         log.info("trained %d steps in %.1f s; run directory %s", step, elapsed, run_dir)
-        (run_dir / "train_summary.json").write_text(json.dumps(
+        write_text(run_dir / "train_summary.json", json.dumps(
             {"steps": step, "seconds": elapsed, "val": result["val"], "world_size": env.world_size},
-            indent=2), encoding="utf-8")
+            indent=2))
     barrier()       # ranks leave together, so none tears down gloo while another still writes
     logger.close()
     return {**result, "steps": step, "seconds": elapsed, "stopped": False}
