@@ -19,11 +19,9 @@ an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import logging
 import math
-import subprocess
 import sys
 import time
 from contextlib import nullcontext
@@ -52,21 +50,14 @@ from ial_core.files import write_text
 log = logging.getLogger("addressclip.train")
 
 
-def build_embedded_dataset(root: Path, seed: int) -> None:
-    """Build the embedded Helsinki dataset with the data_gen builder (its command-line interface)."""
-    if importlib.util.find_spec("data_gen.build") is None:
-        raise DataError("the embedded dataset is missing and the builder data_gen.build is not "
-                        "installed; pass --data DATASET_DIR", path=root)
-    cmd = [sys.executable, "-m", "data_gen.build", "--out", str(root), "--seed", str(seed)]
-    log.info("building the embedded dataset: %s", " ".join(cmd))
-    subprocess.run(cmd, check=True)
-
-
 def prepare_dataset(cfg: Config, env: DistEnv):
+    """The training dataset; the embedded city is built by the data stage when it is missing."""
     root = cfg.dataset_root
     if cfg.uses_embedded_data and not (root / "meta.json").is_file():
         if env.is_master:
-            build_embedded_dataset(root, cfg.data.build_seed)
+            from data_gen.build import ensure_embedded     # (the builder's imports only when needed)
+            log.info("building the embedded dataset in %s (seed %d)", root, cfg.data.build_seed)
+            ensure_embedded(root, seed=cfg.data.build_seed)
         barrier()
     return load_dataset_dir(root)
 
