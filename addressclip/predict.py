@@ -77,18 +77,19 @@ class Candidate:
     lon: float | None
 
 
-@dataclass
-class RankedAddress:
+@dataclass(frozen=True)
+class Ranking:
+    """A place in a ranking and its probability."""
+
     rank: int
     probability: float
-    address: str
-    street: str
-    cross_street: str
-    sub_street: str
-    district: str
-    city: str
-    lat: float | None
-    lon: float | None
+
+
+@dataclass(frozen=True)
+class RankedAddress(Candidate, Ranking):
+    """A candidate at its rank. Dataclass fields follow the reversed method resolution order, so
+    the fields are ``rank, probability`` and then :class:`Candidate`'s, in that order
+    (``RankedAddress(1, 0.8, address, street, ...)``)."""
 
 
 @dataclass
