@@ -18,7 +18,7 @@ Folder: ``config.json`` (``CLIPConfig``), ``model.safetensors`` (``vision_model.
 :mod:`addressclip.export`, ``text_model.*``, ``visual_projection``, ``text_projection``,
 ``logit_scale``), the ``CLIPProcessor`` files (``CLIPTokenizer`` built from open_clip's own BPE
 vocabulary and merges; ``CLIPImageProcessorPil``, whose PIL bicubic resize gives open_clip's eval
-pixels exactly, where the torchvision-backed ``CLIPImageProcessor`` differs by up to 0.015 on
+pixels exactly, where the torchvision-backed ``CLIPImageProcessor`` differs visibly on
 non-square photos), ``addresses.json`` (the dataset's candidates with geometry),
 ``candidate_addresses.json`` (the labels in class order), ``calibration.json`` when the run has one
 (and ``open_set.safetensors`` when it names an open-set score),

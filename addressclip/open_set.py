@@ -34,7 +34,8 @@ from ial_core.files import atomic_file
 OPEN_SET_FILE = "open_set.safetensors"
 DEFAULT_SCORE = "mahalanobis"  # the best measured on the embedded city (README, bench_open_set)
 DEFAULT_RIDGE = 1.0
-PROBE_TOL = 2e-3  # max |difference| of the probe's normalised embedding (open_clip vs HF export: ~1e-5)
+PROBE_TOL = 2e-3  # max |difference| of the probe's normalised embedding (open_clip vs HF export),
+                  # far above their float rounding
 
 CANDIDATE_SCORES = ("top_probability", "max_logit", "energy",
                     "knn_kth@1", "knn_kth@10", "knn_kth@50", "knn_mean@10", "knn_mean@50",
