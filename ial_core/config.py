@@ -53,12 +53,16 @@ def _none_or(parse):
 
 
 def _accept_none(parser, classes) -> None:
-    """Let ``--field none`` set an optional field to None (HfArgumentParser parses only its type)."""
-    optional = {f.name for cls in classes for f in dataclasses.fields(cls)
-                if _is_optional(typing.get_type_hints(cls).get(f.name, f.type))}
+    """Let ``--field none`` set an optional field to None (HfArgumentParser parses only its type),
+    and ``--flag`` alone mean true for an optional boolean too (``bool | None``)."""
+    hints = {f.name: typing.get_type_hints(cls).get(f.name, f.type)
+             for cls in classes for f in dataclasses.fields(cls)}
+    optional = {name for name, tp in hints.items() if _is_optional(tp)}
     for action in parser._actions:      # argparse's documented-by-use list of added arguments
         if action.dest in optional and action.type is not None and action.nargs is None:
             action.type = _none_or(action.type)
+            if bool in typing.get_args(hints[action.dest]):
+                action.nargs, action.const = "?", True
 
 
 def _flatten(values: Mapping, sections: Mapping[str, type] | None, source: str, parser) -> dict:
