@@ -24,7 +24,9 @@ with 3 seeds and a large seed spread it widens towards t(2) = 4.3 rather than pr
 The paper fine-tunes pretrained CLIP ViT-B/16 on real photographs for 100 epochs; these runs train
 the configured model (by default the tiny CPU model from random initialisation, for a few epochs) on
 the configured data. Compare the ordering of the rows, not the values. The table is also written to
-``RUNS_DIR/ablation.md``.
+``RUNS_DIR/ablation.md``. The rows are built from the loss registry
+(:data:`addressclip.losses.LOSS_TERMS`, each term at its paper weight); ``--print_rows`` prints each
+row's name and training flags.
 """
 
 from __future__ import annotations
