@@ -24,12 +24,13 @@ with 3 seeds and a large seed spread it widens towards t(2) = 4.3 rather than pr
 The paper fine-tunes pretrained CLIP ViT-B/16 on real photographs for 100 epochs; these runs train
 the configured model (by default the tiny CPU model from random initialisation, for a few epochs) on
 the configured data. Compare the ordering of the rows, not the values. The table is also written to
-``RUNS_DIR/ablation.md``.
+``RUNS_DIR/ablation.md``. The rows are built from the loss registry
+(:data:`addressclip.losses.LOSS_TERMS`, each term at its paper weight); ``--print_rows`` prints each
+row's name and training flags.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
@@ -39,16 +40,38 @@ from pathlib import Path
 
 import numpy as np
 
+from addressclip.losses import LOSS_TERMS
+from ial_core.config import option, parse_config, usage_error
+from ial_core.files import write_text
+
 METRIC_KEYS = ("ssa@1", "ssa@5", "sa@1", "sa@5")   # as in addressclip.evaluate (no torch import here)
 
-# name -> (loss weights used by the script, paper Top-1 SSA Pitts-IAL, SF-IAL-Base)
-ROWS = {
-    "address": ("alpha=1", 77.66, 83.66),
-    "caption": ("beta=0.2", 69.27, 75.85),
-    "address+caption": ("alpha=1, beta=0.2", 79.20, 84.86),
-    "address+geography": ("alpha=1, gamma=0.8", 79.27, 85.54),
-    "all": ("alpha=1, beta=0.2, gamma=0.8", 80.39, 86.32),
+# The paper's loss combinations (terms of addressclip.losses.LOSS_TERMS) -> its Top-1 SSA on
+# Pitts-IAL and SF-IAL-Base
+PAPER_SSA1 = {
+    ("address",): (77.66, 83.66),
+    ("caption",): (69.27, 75.85),
+    ("address", "caption"): (79.20, 84.86),
+    ("address", "geography"): (79.27, 85.54),
+    ("address", "caption", "geography"): (80.39, 86.32),
 }
+
+
+def _row(terms: tuple[str, ...]) -> tuple[str, str, str]:
+    """Name, weights label and ``addressclip.train`` flags of the row that trains ``terms`` (each at
+    its paper weight, every other term at 0)."""
+    on = [t for t in LOSS_TERMS if t.name in terms]
+    name = "all" if len(on) == len(LOSS_TERMS) else "+".join(t.name for t in on)
+    label = ", ".join(f"{t.weight_field}={t.paper_weight:g}" for t in on)
+    flags = " ".join(f"--{t.weight_field} {t.paper_weight if t in on else 0:g}" for t in LOSS_TERMS)
+    return name, label, flags
+
+
+_BUILT = [(_row(terms), paper) for terms, paper in PAPER_SSA1.items()]
+# name -> (loss weights of the row, paper Top-1 SSA Pitts-IAL, SF-IAL-Base)
+ROWS = {name: (label, *paper) for (name, label, _), paper in _BUILT}
+# name -> the training flags of the row (what scripts/ablate_addressclip.sh passes)
+ROW_FLAGS = {name: flags for (name, _, flags), _ in _BUILT}
 REFERENCE = "address"
 # the paper's claims beyond "better than address alone": all three beat each pair
 EXTRA_PAIRS = (("all", "address+caption"), ("all", "address+geography"))
@@ -221,20 +244,29 @@ def table(runs_dir: Path, *, n_boot: int = 2000) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class AblationArgs:
+    runs_dir: str | None = option(None, "folder holding one folder per loss combination, seed folders "
+                                  "inside", nargs="?")
+    bootstrap: int = option(2000, "bootstrap resamples of the test images")
+    print_rows: bool = option(False, "print each row's name and training flags (the rows "
+                              "scripts/ablate_addressclip.sh trains) and exit")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m addressclip.ablation", description=__doc__.split("\n")[0])
-    p.add_argument("runs_dir", help="folder holding one folder per loss combination, seed folders inside")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the test images")
-    a = p.parse_args(argv)
+    a = parse_config(AblationArgs, argv, prog="python -m addressclip.ablation",
+                     description=__doc__.split("\n")[0], positional=["runs_dir"])
+    if a.print_rows:
+        print("".join(f"{name} {flags}\n" for name, flags in ROW_FLAGS.items()), end="")
+        return 0
+    if a.runs_dir is None:
+        usage_error("python -m addressclip.ablation", "RUNS_DIR is required")
     try:
         text = table(Path(a.runs_dir), n_boot=a.bootstrap)
     except AblationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(a.runs_dir) / "ablation.md"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_text(Path(a.runs_dir) / "ablation.md", text)
     print(text, end="")
     return 0
 

@@ -25,10 +25,10 @@ under ``report``; prints a summary table.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from addressclip.data import CandidateSet
 from addressclip.open_set import DEFAULT_SCORE, auroc, fit_open_set, probe_image, save_open_set
 from addressclip.predict import AddressPredictor, group_mean
 from data_gen.dataset import load_dataset_dir
+from ial_core.config import option, parse_config
 
 log = logging.getLogger("addressclip.calibrate")
 
@@ -222,21 +223,24 @@ def summary(cal: Calibration) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class CalibrateArgs:
+    run: str = option(help="run directory written by addressclip.train")
+    data: str | None = option(None, "dataset folder (default: the run's)")
+    other_data: str | None = option(None, "a dataset of another city: measure its unknown rate")
+    other_limit: int | None = option(None, "use only the first N test photos of --other_data")
+    accept_rate: float = option(DEFAULT_ACCEPT_RATE,
+                                "share of validation photos answered (sets the unknown threshold)")
+    open_set_score: str = option(DEFAULT_SCORE,
+                                 "score that decides 'unknown' (addressclip.open_set.CANDIDATE_SCORES, "
+                                 "or knn_kth@K / knn_mean@K); top_probability keeps the plain rule")
+    checkpoint: str = option("latest", "latest, init, step_NNNNNN or a directory")
+    batch_size: int = option(128, "images per forward pass")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m addressclip.calibrate",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("--run", required=True, help="run directory written by addressclip.train")
-    p.add_argument("--data", help="dataset folder (default: the run's)")
-    p.add_argument("--other-data", help="a dataset of another city: measure its unknown rate")
-    p.add_argument("--other-limit", type=int, help="use only the first N test photos of --other-data")
-    p.add_argument("--accept-rate", type=float, default=DEFAULT_ACCEPT_RATE,
-                   help="share of validation photos answered (sets the unknown threshold)")
-    p.add_argument("--open-set-score", default=DEFAULT_SCORE,
-                   help="score that decides 'unknown' (addressclip.open_set.CANDIDATE_SCORES, or "
-                        "knn_kth@K / knn_mean@K); top_probability keeps the plain rule")
-    p.add_argument("--checkpoint", default="latest")
-    p.add_argument("--batch-size", type=int, default=128)
-    a = p.parse_args(argv)
+    a = parse_config(CalibrateArgs, argv, prog="python -m addressclip.calibrate",
+                     description=__doc__.split("\n")[0])
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("addressclip").setLevel(logging.INFO)
     torch.set_grad_enabled(False)

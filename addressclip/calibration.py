@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ial_core.files import write_text
 
 CALIBRATION_FILE = "calibration.json"
 DEFAULT_ACCEPT_RATE = 0.9
@@ -68,7 +69,6 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     if confidence.size == 0:
         return 0.0
     which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
-    n = np.bincount(which, minlength=bins)
     conf_sum = np.bincount(which, weights=confidence, minlength=bins)
     acc_sum = np.bincount(which, weights=correct, minlength=bins)
     return float(np.abs(acc_sum - conf_sum).sum() / confidence.size)
@@ -103,9 +103,7 @@ class Calibration:
     def save(self, directory: str | Path) -> Path:
         """Atomic write of ``DIR/calibration.json``."""
         path = Path(directory) / CALIBRATION_FILE
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, json.dumps(asdict(self), indent=2))
         return path
 
     @classmethod

@@ -12,15 +12,16 @@ every split, so the conversations (train) and the QA harness (test) read the sam
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from data_gen.questions import street_label
+from ial_core.config import option, parse_config, usage_error
+from ial_core.files import write_text
 
 RANKED = 40   # sub-street candidates ranked per image before reducing them to k distinct streets
 
@@ -74,25 +75,25 @@ def write_candidates(run_dir: str | Path, out: str | Path, *, k: int = 5, data: 
         ranked = street_level(top, candidates.streets, candidates.districts, k)
         result["splits"][split] = dict(zip(map(str, ds.ids), ranked))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.{os.getpid()}")
-    tmp.write_text(json.dumps(result, ensure_ascii=False, indent=0), encoding="utf-8")
-    os.replace(tmp, out)
+    write_text(out, json.dumps(result, ensure_ascii=False, indent=0))
     return out
 
 
+@dataclass
+class CandidatesArgs:
+    run: str = option(help="AddressCLIP run directory")
+    out: str = option(help="JSON file to write")
+    k: int = option(5, "distinct streets per image")
+    data: str | None = option(None, "dataset folder (default: the run's)")
+    checkpoint: str = option("latest", "latest, init, step_NNNNNN or a directory")
+    device: str = option("auto", "auto | cpu | cuda")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m addressclip.candidates",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("--run", required=True, help="AddressCLIP run directory")
-    p.add_argument("--out", required=True, help="JSON file to write")
-    p.add_argument("--k", type=int, default=5, help="distinct streets per image")
-    p.add_argument("--data", default=None, help="dataset folder (default: the run's)")
-    p.add_argument("--checkpoint", default="latest")
-    p.add_argument("--device", default="auto")
-    a = p.parse_args(argv)
+    prog = "python -m addressclip.candidates"
+    a = parse_config(CandidatesArgs, argv, prog=prog, description=__doc__.split("\n")[0])
     if a.k < 1:
-        p.error("--k must be >= 1")
+        usage_error(prog, "--k must be >= 1")
     out = write_candidates(a.run, a.out, k=a.k, data=a.data, checkpoint=a.checkpoint,
                            device=a.device)
     print(f"wrote {out}")

@@ -8,33 +8,36 @@ One place per default:
 
 Precedence, lowest first: field default, YAML file (``--config``, nested by section, the same layout
 as the ``config.yaml`` a run writes), command-line flags, then model-dependent defaults for whatever is
-still ``None``. Flags are the field names with dashes (``--batch-size``); every field name is unique
-across sections, so flags stay flat. ``none`` on the command line sets an optional field to ``None``.
+still ``None``. Parsing is the toolkit's one mechanism (:func:`ial_core.config.parse_config`): flags
+are the field names (``--batch_size``, ``--batch-size`` too), booleans are ``--augment true|false``,
+``none`` sets an optional field to ``None``. Every field name is unique across sections, so flags
+stay flat.
 
 Paper defaults (AddressCLIP, ECCV 2024): Adam betas (0.9, 0.98), cosine learning rate 2.4e-5 down to
 2.4e-8 with warm-up, batch 32 per GPU, 100 epochs, loss weights alpha=1, beta=0.2, gamma=0.8. The paper
 names Adam; we use AdamW with decoupled weight decay 0.1 on 2-D weights (open_clip's rule; gains,
-biases and the logit scale are not decayed) and epsilon 1e-6; ``--weight-decay 0`` is plain Adam.
+biases and the logit scale are not decayed) and epsilon 1e-6; ``--weight_decay 0`` is plain Adam.
 Warm-up length is not given; 500 steps here.
 
 The tiny CPU configuration trains from random initialisation and needs a much larger learning rate
-and only a few epochs (see ``MODEL_DEFAULTS``): 4 epochs of batch 64 (360 steps on the embedded city,
-about 3.5 minutes on 2 idle cores). Its learning rate was chosen with 2-epoch runs on the embedded
-city (val SSA@1 / SA@1): lr 1e-3 gave 10.7 / 26.4, 5e-4 gave 9.4 / 26.1, 2e-3 gave 5.9 / 20.6, and
-batch 32 at 1e-3 (same compute, twice the steps) gave 8.4 / 27.2; a 128-px, patch-16 variant of the
-tiny tower (same token count) gave 7.3 / 25.2.
+and only a few epochs (see ``MODEL_DEFAULTS``); docs/stage-one-speed.md records how its learning rate
+was chosen.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from addressclip.losses import PAPER_WEIGHTS
+from ial_core.config import option, parse_config
+from ial_core.files import write_text
 
 EMBEDDED = "embedded"
 TINY_MODEL = "AddressCLIP-Tiny"
@@ -44,77 +47,76 @@ class ConfigError(ValueError):
     """An invalid or contradictory configuration value."""
 
 
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
-
-
 @dataclass
 class DataConfig:
-    data: str = _f(EMBEDDED, "'embedded' (the Helsinki dataset, built when missing) or a dataset "
-                   "folder written by data_gen (built, or converted from released annotations)")
-    data_dir: str = _f("runs/helsinki/data", "where the embedded dataset lives / is built")
-    build_seed: int = _f(0, "seed passed to `python -m data_gen.build` when building the embedded set")
-    train_split: str = _f("train", "split used for training")
-    val_split: str | None = _f("val", "split validated after each epoch ('none' to skip)")
-    caption_address: str = _f("address", "address column appended to the caption for the "
-                              "image-caption loss: address, street_address or verbose_address")
-    augment: bool = _f(True, "random resized crops for training images (seeded per sample)")
-    crop_scale_min: float = _f(0.8, "smallest crop area fraction of the training augmentation")
-    workers: int | None = _f(None, "DataLoader worker processes (None: half the cores, 1..4)")
-    limit_train: int | None = _f(None, "use only the first N training images (smoke runs)")
+    data: str = option(EMBEDDED, "'embedded' (the Helsinki dataset, built when missing) or a dataset "
+                       "folder written by data_gen (built, or converted from released annotations)")
+    data_dir: str = option("runs/helsinki/data", "where the embedded dataset lives / is built")
+    build_seed: int = option(0, "seed passed to `python -m data_gen.build` when building the embedded set")
+    train_split: str = option("train", "split used for training")
+    val_split: str | None = option("val", "split validated after each epoch ('none' to skip)")
+    caption_address: str = option("address", "address column appended to the caption for the "
+                                  "image-caption loss: address, street_address or verbose_address")
+    augment: bool = option(True, "random resized crops for training images (seeded per sample)")
+    crop_scale_min: float = option(0.8, "smallest crop area fraction of the training augmentation")
+    workers: int | None = option(None, "DataLoader worker processes (None: half the cores, 1..4)")
+    limit_train: int | None = option(None, "use only the first N training images (smoke runs)")
 
 
 @dataclass
 class ModelConfig:
-    model: str = _f(TINY_MODEL, "open_clip model name (registry name, 'local-dir:PATH', 'hf-hub:ID')")
-    pretrained: str | None = _f(None, "open_clip pretrained tag (e.g. openai) or a local checkpoint "
-                                "file (.safetensors, or .pt/.bin read with weights_only=True)")
-    force_quick_gelu: bool | None = _f(None, "QuickGELU activations (None: as the pretrained tag says)")
-    lock_image: bool = _f(False, "freeze the image tower (open_clip lock_image_tower)")
-    lock_image_unlocked_groups: int = _f(0, "leave the last N image-tower layer groups trainable")
-    lock_text: bool = _f(False, "freeze the text tower (open_clip lock_text_tower)")
-    lock_text_unlocked_layers: int = _f(0, "leave the last N text-tower layers trainable")
-    grad_checkpointing: bool = _f(False, "activation checkpointing in both towers")
-    text_length_groups: bool = _f(False, "run each batch's texts in up to 4 groups of similar length "
-                                  "(faster; equal to the default up to float rounding)")
+    model: str = option(TINY_MODEL, "open_clip model name (registry name, 'local-dir:PATH', 'hf-hub:ID')")
+    pretrained: str | None = option(None, "open_clip pretrained tag (e.g. openai) or a local checkpoint "
+                                    "file (.safetensors, or .pt/.bin read with weights_only=True)")
+    force_quick_gelu: bool | None = option(None, "QuickGELU activations (None: as the pretrained tag says)")
+    lock_image: bool = option(False, "freeze the image tower (open_clip lock_image_tower)")
+    lock_image_unlocked_groups: int = option(0, "leave the last N image-tower layer groups trainable")
+    lock_text: bool = option(False, "freeze the text tower (open_clip lock_text_tower)")
+    lock_text_unlocked_layers: int = option(0, "leave the last N text-tower layers trainable")
+    grad_checkpointing: bool = option(False, "activation checkpointing in both towers")
+    text_length_groups: bool = option(False, "run each batch's texts in up to 4 groups of similar length "
+                                      "(faster; equal to the default up to float rounding)")
 
 
 @dataclass
 class LossConfig:
-    alpha: float = _f(1.0, "weight of the image-address contrastive loss (0 switches it off)")
-    beta: float = _f(0.2, "weight of the image-caption contrastive loss (0 switches it off)")
-    gamma: float = _f(0.8, "weight of the image-geography matching loss (0 switches it off)")
+    alpha: float = option(PAPER_WEIGHTS["alpha"],
+                          "weight of the image-address contrastive loss (0 switches it off)")
+    beta: float = option(PAPER_WEIGHTS["beta"],
+                         "weight of the image-caption contrastive loss (0 switches it off)")
+    gamma: float = option(PAPER_WEIGHTS["gamma"],
+                          "weight of the image-geography matching loss (0 switches it off)")
 
 
 @dataclass
 class OptimConfig:
-    epochs: int | None = _f(None, "training epochs (model-dependent default)")
-    batch_size: int | None = _f(None, "images per process per micro-step (model-dependent default)")
-    accum_steps: int = _f(1, "micro-steps accumulated per optimizer step")
-    lr: float | None = _f(None, "peak learning rate (model-dependent default)")
-    lr_min: float | None = _f(None, "final learning rate of the cosine schedule")
-    warmup_steps: int | None = _f(None, "linear warm-up steps (optimizer steps)")
-    beta1: float = _f(0.9, "Adam beta1")
-    beta2: float = _f(0.98, "Adam beta2")
-    eps: float = _f(1e-6, "Adam epsilon")
-    weight_decay: float = _f(0.1, "decoupled weight decay on 2-D weights (0 gives plain Adam)")
-    grad_clip: float | None = _f(None, "clip the global gradient norm to this value")
+    epochs: int | None = option(None, "training epochs (model-dependent default)")
+    batch_size: int | None = option(None, "images per process per micro-step (model-dependent default)")
+    accum_steps: int = option(1, "micro-steps accumulated per optimizer step")
+    lr: float | None = option(None, "peak learning rate (model-dependent default)")
+    lr_min: float | None = option(None, "final learning rate of the cosine schedule")
+    warmup_steps: int | None = option(None, "linear warm-up steps (optimizer steps)")
+    beta1: float = option(0.9, "Adam beta1")
+    beta2: float = option(0.98, "Adam beta2")
+    eps: float = option(1e-6, "Adam epsilon")
+    weight_decay: float = option(0.1, "decoupled weight decay on 2-D weights (0 gives plain Adam)")
+    grad_clip: float | None = option(None, "clip the global gradient norm to this value")
 
 
 @dataclass
 class RunConfig:
-    out: str = _f("runs/helsinki/addressclip", "run directory (checkpoints, logs, config.yaml)")
-    seed: int = _f(0, "seed for initialisation, shuffling and augmentation")
-    precision: str = _f("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA if supported, "
-                        "fp32 on CPU; fp16 needs CUDA)")
-    device: str = _f("auto", "auto | cpu | cuda")
-    resume: str | None = _f(None, "'latest' or a checkpoint directory to continue from")
-    stop_at_step: int | None = _f(None, "stop (after saving) at this optimizer step, as if interrupted")
-    save_every_steps: int = _f(0, "also checkpoint every N optimizer steps (0: only per epoch)")
-    keep_checkpoints: int = _f(2, "step checkpoints kept besides 'init'")
-    log_every: int = _f(10, "optimizer steps between TensorBoard/console scalars")
-    val_every: int = _f(1, "epochs between validations")
-    progress: bool = _f(True, "tqdm progress bar")
+    out: str = option("runs/helsinki/addressclip", "run directory (checkpoints, logs, config.yaml)")
+    seed: int = option(0, "seed for initialisation, shuffling and augmentation")
+    precision: str = option("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA if supported, "
+                            "fp32 on CPU; fp16 needs CUDA)")
+    device: str = option("auto", "auto | cpu | cuda")
+    resume: str | None = option(None, "'latest' or a checkpoint directory to continue from")
+    stop_at_step: int | None = option(None, "stop (after saving) at this optimizer step, as if interrupted")
+    save_every_steps: int = option(0, "also checkpoint every N optimizer steps (0: only per epoch)")
+    keep_checkpoints: int = option(2, "step checkpoints kept besides 'init'")
+    log_every: int = option(10, "optimizer steps between TensorBoard/console scalars")
+    val_every: int = option(1, "epochs between validations")
+    progress: bool = option(True, "tqdm progress bar")
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
@@ -153,10 +155,7 @@ class Config:
         return cfg
 
     def save_yaml(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @property
     def uses_embedded_data(self) -> bool:
@@ -231,38 +230,6 @@ def apply_nested(cfg: Config, d: dict, *, source: str) -> set[str]:
     return set_names
 
 
-def _cli_type(tp):
-    base, optional = _unwrap_optional(tp)
-
-    def parse(text: str):
-        if optional and text.lower() in ("none", "null"):
-            return None
-        return base(text)
-    parse.__name__ = base.__name__
-    return parse
-
-
-def build_parser(prog: str = "python -m addressclip.train") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Train AddressCLIP (image-address alignment).",
-                                argument_default=argparse.SUPPRESS)
-    p.add_argument("--config", help="YAML file with sections data/model/loss/optim/run")
-    for sec, cls in SECTIONS.items():
-        g = p.add_argument_group(sec)
-        types = _field_types(cls)
-        for f in dataclasses.fields(cls):
-            flag = "--" + f.name.replace("_", "-")
-            tp = types[f.name]
-            base, _ = _unwrap_optional(tp)
-            helptext = f"{f.metadata['help']} (default: {f.default})"
-            if base is bool:
-                g.add_argument(flag, dest=f"{sec}.{f.name}", action=argparse.BooleanOptionalAction,
-                               help=helptext)
-            else:
-                g.add_argument(flag, dest=f"{sec}.{f.name}", type=_cli_type(tp), help=helptext,
-                               metavar=base.__name__.upper())
-    return p
-
-
 def model_defaults(model_name: str) -> dict:
     return MODEL_DEFAULTS.get(model_name, MODEL_DEFAULTS["*"])
 
@@ -280,7 +247,7 @@ def fill_model_defaults(cfg: Config) -> dict[str, typing.Any]:
 
 def validate(cfg: Config) -> None:
     l, o, r, d = cfg.loss, cfg.optim, cfg.run, cfg.data
-    for name in ("alpha", "beta", "gamma"):
+    for name in PAPER_WEIGHTS:
         if getattr(l, name) < 0:
             raise ConfigError(f"loss weight {name} must be >= 0")
     if l.alpha == 0 and l.beta == 0:
@@ -304,21 +271,43 @@ def validate(cfg: Config) -> None:
         raise ConfigError("workers must be >= 0")
 
 
+def _config_file(argv: list[str]) -> Path | None:
+    """The ``--config`` value of ``argv``, if any."""
+    for i, token in enumerate(argv):
+        if token == "--config" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if token.startswith("--config="):
+            return Path(token.split("=", 1)[1])
+    return None
+
+
+def check_config_file(path: Path) -> None:
+    """Check a ``--config`` file against the sections before parsing, for errors naming the file
+    and the setting (``unknown key optim.learning_rate``, ``optim.epochs must be int``)."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    apply_nested(Config(), yaml.safe_load(path.read_text(encoding="utf-8")) or {}, source=str(path))
+
+
+def _typed(cfg: Config) -> None:
+    """Give every value its field's type (YAML reads ``gamma: 0`` as an int, ``2.4e-5`` as text)."""
+    for sec, cls in SECTIONS.items():
+        obj = getattr(cfg, sec)
+        for name, tp in _field_types(cls).items():
+            setattr(obj, name, _coerce(getattr(obj, name), tp, f"{sec}.{name}", "command line"))
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[Config, set[str]]:
     """Config from YAML + flags + model defaults, and the set of field names the user set."""
-    ns = vars(build_parser().parse_args(argv))
-    cfg = Config()
-    explicit: set[str] = set()
-    if "config" in ns:
-        path = Path(ns.pop("config"))
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        explicit |= apply_nested(cfg, yaml.safe_load(path.read_text(encoding="utf-8")) or {},
-                                 source=str(path))
-    for dest, value in ns.items():
-        sec, name = dest.split(".")
-        setattr(getattr(cfg, sec), name, value)
-        explicit.add(name)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    path = _config_file(argv)
+    if path is not None:
+        check_config_file(path)
+    sections, explicit = parse_config(SECTIONS.values(), argv, sections=SECTIONS, with_explicit=True,
+                                      prog="python -m addressclip.train",
+                                      description="Train AddressCLIP (image-address alignment).")
+    cfg = Config(**dict(zip(SECTIONS, sections)))
+    _typed(cfg)
     fill_model_defaults(cfg)
     validate(cfg)
     return cfg, explicit

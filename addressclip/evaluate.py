@@ -20,13 +20,13 @@ started from pretrained weights). Outputs in ``--out`` (default ``RUN_DIR/eval``
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,8 @@ from addressclip.distributed import resolve_device
 from addressclip.model import AddressCLIP, load_clip_dir
 from addressclip.precision import autocast, resolve_precision
 from data_gen.dataset import load_dataset_dir
+from ial_core.config import option, parse_config
+from ial_core.files import atomic_file, write_text
 
 log = logging.getLogger("addressclip.evaluate")
 METRIC_KEYS = ("ssa@1", "ssa@5", "sa@1", "sa@5")
@@ -146,7 +148,7 @@ def write_markdown(path: Path, metrics: dict, title: str) -> None:
               "|---|---|---|---|"]
     for d, m in metrics["per_district"].items():
         lines.append(f"| {d} | {m['n']} | {m['ssa@1']:.2f} | {m['sa@1']:.2f} |")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def write_predictions(path: Path, ds: IALImageDataset, candidates: CandidateSet, preds: dict,
@@ -156,13 +158,11 @@ def write_predictions(path: Path, ds: IALImageDataset, candidates: CandidateSet,
     cols = zip(ds.ids, addresses[preds["labels"]], addresses[preds["top"][:, 0]],
                per_image["ssa@1"].astype(int), np.char.mod("%.4f", preds["sims"][:, 0]),
                ds.utm[:, 0], ds.utm[:, 1], *(per_image[k].astype(int) for k in METRIC_KEYS))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["image", "true_address", "predicted_address", "correct", "similarity",
                     "utm_easting", "utm_northing", *(f"hit_{k}" for k in METRIC_KEYS)])
         w.writerows(cols)
-    tmp.replace(path)
 
 
 def write_map(path: Path, utm: np.ndarray, correct: np.ndarray, street_ok: np.ndarray,
@@ -222,7 +222,7 @@ def evaluate_run(run_dir: str | Path, *, out: str | Path | None = None, split: s
     if zero_shot:
         zs, _, _ = run(ckpt.INIT)
         metrics["zero_shot"] = {k: zs[k] for k in (*METRIC_KEYS, "per_district", "step", "checkpoint")}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     write_markdown(out / "metrics.md", metrics, f"AddressCLIP on {ial.root.name} / {split}")
     per_image = hits(preds["top"], preds["labels"], candidates)
     correct, street_ok = per_image["ssa@1"], per_image["sa@1"]
@@ -232,24 +232,28 @@ def evaluate_run(run_dir: str | Path, *, out: str | Path | None = None, split: s
     return metrics
 
 
+@dataclass
+class EvaluateArgs:
+    run: str = option(help="run directory written by addressclip.train")
+    out: str | None = option(None, "output folder (default RUN/eval)")
+    split: str = option("test", "split to evaluate")
+    checkpoint: str = option("latest", "latest, init, step_NNNNNN or a directory")
+    data: str | None = option(None, "dataset folder (default: the run's dataset)")
+    batch_size: int = option(128, "images per forward pass")
+    workers: int = option(0, "DataLoader worker processes")
+    device: str = option("auto", "auto | cpu | cuda")
+    precision: str = option("auto", "auto | fp32 | bf16 | fp16")
+    zero_shot: bool = option(True, "also score the step-0 (untrained) baseline")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m addressclip.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--run", required=True, help="run directory written by addressclip.train")
-    p.add_argument("--out", help="output folder (default RUN/eval)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--checkpoint", default="latest", help="latest, init, step_NNNNNN or a directory")
-    p.add_argument("--data", help="dataset folder (default: the run's dataset)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto")
-    p.add_argument("--no-zero-shot", action="store_true", help="skip the step-0 baseline")
-    a = p.parse_args(argv)
+    a = parse_config(EvaluateArgs, argv, prog="python -m addressclip.evaluate",
+                     description=__doc__.split("\n")[0])
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("addressclip").setLevel(logging.INFO)
     m = evaluate_run(a.run, out=a.out, split=a.split, checkpoint=a.checkpoint, data=a.data,
                      batch_size=a.batch_size, workers=a.workers, device=a.device,
-                     precision=a.precision, zero_shot=not a.no_zero_shot)
+                     precision=a.precision, zero_shot=a.zero_shot)
     zs = m.get("zero_shot")
     print(f"{m['split']}: {m['n_images']} images, {m['n_candidates']} candidates "
           f"(chance {m['chance_ssa@1']:.2f}%)")

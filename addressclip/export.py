@@ -30,11 +30,9 @@ the ln_pre output; max abs difference <= 1e-4.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,6 +42,8 @@ from torch import nn
 
 from addressclip import checkpoint as ckpt
 from addressclip.model import load_clip_dir
+from ial_core.config import option, parse_config
+from ial_core.files import atomic_dir
 
 HF_PREFIX = "vision_model."
 PARITY_TOL = 1e-4
@@ -184,15 +184,18 @@ def parity(visual: VisionTransformer, hf_model, pixels: torch.Tensor) -> dict:
 
 def export_vision_tower(clip: nn.Module, preprocess_cfg: dict, out: str | Path, *,
                         provenance: dict | None = None, check: bool = True) -> dict:
-    """Write the HF directory atomically (temporary folder, then rename) and verify parity."""
-    from transformers import CLIPVisionModel
+    """Write the HF directory atomically (temporary folder, then swapped in) and verify parity."""
     visual = clip.visual
     config = hf_vision_config(visual)
     state = hf_vision_state_dict(visual)
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with atomic_dir(out) as tmp:      # an older export is swapped aside, never deleted first
+        return _write_vision_export(tmp, visual, config, state, preprocess_cfg, provenance, check)
+
+
+def _write_vision_export(tmp: Path, visual: nn.Module, config, state: dict, preprocess_cfg: dict,
+                         provenance: dict | None, check: bool) -> dict:
+    """The files of a vision-tower export, written into ``tmp`` and checked there."""
+    from transformers import CLIPVisionModel
     config.save_pretrained(tmp)
     save_file({HF_PREFIX + k: v for k, v in state.items()}, str(tmp / "model.safetensors"),
               metadata={"format": "pt"})
@@ -215,9 +218,6 @@ def export_vision_tower(clip: nn.Module, preprocess_cfg: dict, out: str | Path, 
         if report["parity"]["max_abs_diff"] > PARITY_TOL:
             raise ExportError(f"exported model differs from open_clip: {report['parity']}")
     (tmp / "addressclip_export.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
     return report
 
 
@@ -232,19 +232,21 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, checkpoint: s
         "run": str(run_dir), "checkpoint": str(path), "step": step})
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m addressclip.export",
-                                description="Write the vision tower as a HF CLIPVisionModel directory "
-                                            "(or, with --full, the whole model as a CLIPModel).")
-    p.add_argument("--run", required=True, help="run directory written by addressclip.train")
-    p.add_argument("--out", help="output directory (default RUN/hf_vision, with --full RUN/hf_full)")
-    p.add_argument("--checkpoint", default="latest", help="latest, init, step_NNNNNN or a directory")
-    p.add_argument("--full", action="store_true",
-                   help="both towers as CLIPModel + CLIPProcessor, with the candidate addresses "
+@dataclass
+class ExportArgs:
+    run: str = option(help="run directory written by addressclip.train")
+    out: str | None = option(None, "output directory (default RUN/hf_vision, with --full RUN/hf_full)")
+    checkpoint: str = option("latest", "latest, init, step_NNNNNN or a directory")
+    full: bool = option(False, "both towers as CLIPModel + CLIPProcessor, with the candidate addresses "
                         "(zero-shot-image-classification pipeline, AddressPredictor)")
-    p.add_argument("--data", help="with --full: dataset whose addresses.json is copied (default: "
-                                  "the run's)")
-    a = p.parse_args(argv)
+    data: str | None = option(None, "with --full: dataset whose addresses.json is copied (default: "
+                              "the run's)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_config(ExportArgs, argv, prog="python -m addressclip.export",
+                     description="Write the vision tower as a HF CLIPVisionModel directory "
+                                 "(or, with --full, the whole model as a CLIPModel).")
     if a.full:
         from addressclip.export_full import export_full_run
         out = a.out or str(Path(a.run) / "hf_full")

@@ -18,7 +18,7 @@ Folder: ``config.json`` (``CLIPConfig``), ``model.safetensors`` (``vision_model.
 :mod:`addressclip.export`, ``text_model.*``, ``visual_projection``, ``text_projection``,
 ``logit_scale``), the ``CLIPProcessor`` files (``CLIPTokenizer`` built from open_clip's own BPE
 vocabulary and merges; ``CLIPImageProcessorPil``, whose PIL bicubic resize gives open_clip's eval
-pixels exactly, where the torchvision-backed ``CLIPImageProcessor`` differs by up to 0.015 on
+pixels exactly, where the torchvision-backed ``CLIPImageProcessor`` differs visibly on
 non-square photos), ``addresses.json`` (the dataset's candidates with geometry),
 ``candidate_addresses.json`` (the labels in class order), ``calibration.json`` when the run has one
 (and ``open_set.safetensors`` when it names an open-set score),
@@ -37,7 +37,6 @@ tower (causal mask, argmax pooling, plain blocks) and its default tokenizer expo
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -48,7 +47,7 @@ from torch import nn
 from addressclip.export import (ExportError, hf_encoder_layers, hf_vision_config, hf_vision_state_dict,
                                 image_processor)
 from addressclip.predict import CANDIDATE_LABELS_FILE, FULL_EXPORT_FILE
-from ial_core.files import publish
+from ial_core.files import atomic_dir
 
 PARITY_TOL = 1e-4
 
@@ -162,11 +161,7 @@ def export_full(clip: nn.Module, preprocess_cfg: dict, tokenizer, addresses: dic
     candidates = load_candidates(addresses, fallback_lonlat=candidate_lonlat)
     config = hf_clip_config(clip, tokenizer)
     hf_tok = hf_tokenizer(tokenizer)
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out) as tmp:      # an older export is swapped aside, never deleted first
         config.save_pretrained(tmp)
         save_file(hf_clip_state_dict(clip), str(tmp / "model.safetensors"), metadata={"format": "pt"})
         # The two halves of a CLIPProcessor folder, saved one by one: building CLIPProcessor itself
@@ -204,10 +199,6 @@ def export_full(clip: nn.Module, preprocess_cfg: dict, tokenizer, addresses: dic
             raise ExportError(f"exported CLIPModel differs from open_clip: {report['parity']}")
         (tmp / FULL_EXPORT_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False),
                                             encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    publish(tmp, out)           # an older export is swapped aside, never deleted first
     return report
 
 

@@ -5,9 +5,9 @@ Decisions on what the paper leaves open (each is tested in ``tests/test_addressc
 - **Contrastive form.** Symmetric InfoNCE (CLIP): logits = s * I T^T with L2-normalised features and
   the model's own learned temperature s = exp(logit_scale), clamped to 100 as in CLIP; the loss is the
   mean of the image->text and text->image cross entropies. Both contrastive losses share s.
-- **Duplicate addresses in a batch.** Many images of a batch share an address (190 candidates on the
-  embedded city, batch 64). The loss keeps CLIP's per-image N x N form with ``arange`` labels, one address text per
-  image. This needs no special handling: identical texts have identical embeddings, so a duplicate
+- **Duplicate addresses in a batch.** Many images of a batch share an address (each sub-street is
+  photographed from many places). The loss keeps CLIP's per-image N x N form with ``arange``
+  labels, one address text per image. This needs no special handling: identical texts have identical embeddings, so a duplicate
   column has exactly the positive's logit, and the loss (value and gradient) equals the multi-positive
   form in which every same-address text is a positive with an equal share of the target (tested). Its
   floor is log(copies) instead of 0, a constant. The text tower encodes each distinct address of the
@@ -22,7 +22,9 @@ Decisions on what the paper leaves open (each is tested in ``tests/test_addressc
   features). If every image of a batch has the same position D_U is all zero.
 - **Reduction.** The mean over all N x N entries, as printed (the zero diagonal included).
 - **Weights.** alpha * L_address + beta * L_caption + gamma * L_geography, defaults 1, 0.2, 0.8; a
-  weight of 0 switches a loss off and its inputs are not even computed by the training step.
+  weight of 0 switches a loss off and its inputs are not even computed by the training step. Each
+  term is declared once in :data:`LOSS_TERMS` (name, weight field, paper weight, the batch input it
+  needs); the trainer and the ablation read that list.
 - **Several processes.** Features are all-gathered *with gradient* (:func:`gather_with_grad`), so
   negatives and the geography matrix span the global batch; each rank computes the same global loss,
   and the backward of the gather sums every rank's gradient into the local features. DDP's gradient
@@ -33,6 +35,7 @@ Decisions on what the paper leaves open (each is tested in ``tests/test_addressc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -78,11 +81,45 @@ def image_geography_loss(image_features: torch.Tensor, coords: torch.Tensor) -> 
     return (feature_distance_matrix(image_features) - d_u).pow(2).mean()
 
 
+# The batch inputs a loss term can need; the training step prepares only those of the active terms.
+ADDRESS_TOKENS = "address"      # the tokens of each image's address (text tower, one per distinct address)
+CAPTION_TOKENS = "caption"      # the tokens of each image's "caption, address" text
+COORDS = "coords"               # each image's UTM position
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    """One term of the weighted sum: ``weight * compute(image_features, input, logit_scale)``."""
+    name: str                   # key of the loss dict and of the ablation's rows
+    weight_field: str           # its weight in LossWeights / LossConfig
+    paper_weight: float
+    input: str                  # ADDRESS_TOKENS, CAPTION_TOKENS or COORDS
+    compute: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    gather_grad: bool = True    # all-gather the input with gradient (features) or without (positions)
+
+
+LOSS_TERMS: tuple[LossTerm, ...] = (
+    LossTerm("address", "alpha", 1.0, ADDRESS_TOKENS, image_address_loss),
+    LossTerm("caption", "beta", 0.2, CAPTION_TOKENS, image_caption_loss),
+    LossTerm("geography", "gamma", 0.8, COORDS,
+             lambda image, coords, logit_scale: image_geography_loss(image, coords), gather_grad=False),
+)
+PAPER_WEIGHTS: dict[str, float] = {t.weight_field: t.paper_weight for t in LOSS_TERMS}
+
+
 @dataclass
 class LossWeights:
-    alpha: float = 1.0
-    beta: float = 0.2
-    gamma: float = 0.8
+    alpha: float = PAPER_WEIGHTS["alpha"]
+    beta: float = PAPER_WEIGHTS["beta"]
+    gamma: float = PAPER_WEIGHTS["gamma"]
+
+    def active(self) -> list[LossTerm]:
+        """The terms with a weight above 0, in the order they are summed."""
+        return [t for t in LOSS_TERMS if getattr(self, t.weight_field) > 0]
+
+    def inputs(self) -> set[str]:
+        """The batch inputs the active terms need."""
+        return {t.input for t in self.active()}
 
 
 class AddressCLIPLoss(nn.Module):
@@ -106,18 +143,13 @@ class AddressCLIPLoss(nn.Module):
     def forward(self, image: torch.Tensor, logit_scale: torch.Tensor, *,
                 address: torch.Tensor | None = None, caption: torch.Tensor | None = None,
                 coords: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        w = self.weights
+        given = {ADDRESS_TOKENS: address, CAPTION_TOKENS: caption, COORDS: coords}
         image = self._gather(image, grad=True)
         out: dict[str, torch.Tensor] = {}
         total = image.new_zeros(())
-        if w.alpha > 0:
-            out["address"] = image_address_loss(image, self._gather(address, True), logit_scale)
-            total = total + w.alpha * out["address"]
-        if w.beta > 0:
-            out["caption"] = image_caption_loss(image, self._gather(caption, True), logit_scale)
-            total = total + w.beta * out["caption"]
-        if w.gamma > 0:
-            out["geography"] = image_geography_loss(image, self._gather(coords, False))
-            total = total + w.gamma * out["geography"]
+        for term in self.weights.active():
+            out[term.name] = term.compute(image, self._gather(given[term.input], term.gather_grad),
+                                          logit_scale)
+            total = total + getattr(self.weights, term.weight_field) * out[term.name]
         out["total"] = total
         return out

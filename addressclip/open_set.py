@@ -23,17 +23,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from ial_core.files import atomic_file
+
 OPEN_SET_FILE = "open_set.safetensors"
 DEFAULT_SCORE = "mahalanobis"  # the best measured on the embedded city (README, bench_open_set)
 DEFAULT_RIDGE = 1.0
-PROBE_TOL = 2e-3  # max |difference| of the probe's normalised embedding (open_clip vs HF export: ~1e-5)
+PROBE_TOL = 2e-3  # max |difference| of the probe's normalised embedding (open_clip vs HF export),
+                  # far above their float rounding
 
 CANDIDATE_SCORES = ("top_probability", "max_logit", "energy",
                     "knn_kth@1", "knn_kth@10", "knn_kth@50", "knn_mean@10", "knn_mean@50",
@@ -196,10 +198,9 @@ def save_open_set(score: _Score, directory: str | Path, *, probe: torch.Tensor,
         settings |= {"k": score.k, "reduce": score.reduce}
     tensors = {f"score.{k}": v.cpu() for k, v in score.tensors().items()}
     tensors["probe"] = probe.detach().float().cpu().reshape(1, -1).contiguous()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata={"settings": json.dumps(settings),
-                                           "info": json.dumps(info or {})})
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"settings": json.dumps(settings),
+                                               "info": json.dumps(info or {})})
     return path
 
 

@@ -34,7 +34,6 @@ pred.unknown, pred.candidates[0].address, pred.candidates[0].lat, pred.candidate
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -51,7 +50,9 @@ from PIL import Image
 
 from addressclip.calibration import Calibration
 from addressclip.open_set import load_open_set
+from ial_core.config import option, parse_config, usage_error
 from ial_core.errors import DataError
+from ial_core.files import write_text
 from ial_core.images import open_rgb
 from ial_core.images import to_rgb as pil_to_rgb
 
@@ -76,18 +77,19 @@ class Candidate:
     lon: float | None
 
 
-@dataclass
-class RankedAddress:
+@dataclass(frozen=True)
+class Ranking:
+    """A place in a ranking and its probability."""
+
     rank: int
     probability: float
-    address: str
-    street: str
-    cross_street: str
-    sub_street: str
-    district: str
-    city: str
-    lat: float | None
-    lon: float | None
+
+
+@dataclass(frozen=True)
+class RankedAddress(Candidate, Ranking):
+    """A candidate at its rank. Dataclass fields follow the reversed method resolution order, so
+    the fields are ``rank, probability`` and then :class:`Candidate`'s, in that order
+    (``RankedAddress(1, 0.8, address, street, ...)``)."""
 
 
 @dataclass
@@ -429,13 +431,6 @@ CSV_FIELDS = ("image", "rank", "address", "street", "cross_street", "district", 
               "probability", "unknown", "open_set_score", "error")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def format_results(results: list[tuple[str, Prediction | str]], fmt: str) -> str:
     """``results``: (image, Prediction or error message) in input order, as csv, jsonl or geojson."""
     if fmt == "jsonl":
@@ -504,38 +499,42 @@ def predict_files(predictor: AddressPredictor, files: Sequence[Path], *, top_k: 
     return results
 
 
+@dataclass
+class PredictArgs:
+    images: list[str] = option(help="image files or folders of them", metavar="IMAGES_OR_DIR")
+    model: str = option(help="stage-one run directory or `export --full` folder")
+    top_k: int = option(5, "addresses listed per image")
+    out: str | None = option(None, "write predictions to FILE.csv, FILE.geojson or FILE.jsonl")
+    batch_size: int = option(64, "images per forward pass")
+    checkpoint: str = option("latest", "for a run directory: latest, init, step_N")
+    data: str | None = option(None, "for a run directory: dataset folder (default: the run's)")
+    device: str = option("cpu", "cpu | cuda | auto")
+    progress: bool = option(True, "tqdm progress bar")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m addressclip.predict",
-                                description="Predict the address of photos with AddressCLIP.")
-    p.add_argument("images", nargs="+", metavar="IMAGES_OR_DIR")
-    p.add_argument("--model", required=True, help="stage-one run directory or `export --full` folder")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--out", help="write predictions to FILE.csv, FILE.geojson or FILE.jsonl")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--checkpoint", default="latest", help="for a run directory: latest, init, step_N")
-    p.add_argument("--data", help="for a run directory: dataset folder (default: the run's)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
+    prog = "python -m addressclip.predict"
+    a = parse_config(PredictArgs, argv, prog=prog, positional=["images"],
+                     description="Predict the address of photos with AddressCLIP.")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     fmt = None
     if a.out:
         try:
             fmt = output_format(Path(a.out))
         except ValueError as exc:
-            p.error(str(exc))
+            usage_error(prog, str(exc))
     if a.top_k < 1:
-        p.error("--top-k must be >= 1")
+        usage_error(prog, "--top-k must be >= 1")
     files = collect_images(a.images)
     if not files:
-        p.error("no image files found in " + ", ".join(a.images))
+        usage_error(prog, "no image files found in " + ", ".join(a.images))
     predictor = AddressPredictor.from_pretrained(a.model, checkpoint=a.checkpoint, data=a.data,
                                                  device=a.device)
     results = predict_files(predictor, files, top_k=a.top_k, batch_size=a.batch_size,
-                            progress=not a.no_progress)
+                            progress=a.progress)
     n_bad = sum(isinstance(r, str) for _, r in results)
     if a.out:
-        _write_atomic(Path(a.out), format_results(results, fmt))
+        write_text(Path(a.out), format_results(results, fmt))
         print(f"wrote {a.out}: {len(results) - n_bad} predictions, {n_bad} unreadable files")
     else:
         for img, r in results:

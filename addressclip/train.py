@@ -18,11 +18,10 @@ an uninterrupted one.
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import json
 import logging
 import math
-import subprocess
 import sys
 import time
 from contextlib import nullcontext
@@ -39,32 +38,26 @@ from addressclip.config import (Config, ConfigError, default_workers, load_run_c
 from addressclip.data import CandidateSet, EpochBatchSampler, IALImageDataset, eval_loader, train_loader
 from addressclip.distributed import DistEnv, barrier, broadcast_object, cleanup, init_distributed
 from addressclip.evaluate import encode_texts, predict, score
-from addressclip.losses import AddressCLIPLoss, LossWeights
+from addressclip.losses import ADDRESS_TOKENS, CAPTION_TOKENS, COORDS, AddressCLIPLoss, LossWeights
 from addressclip.model import (AddressCLIP, CheckpointError, apply_locks, count_parameters, create_clip,
                                load_weights)
 from addressclip.precision import autocast, grad_scaler, resolve_precision
 from addressclip.scheduler import lr_at, set_lr
 from data_gen.dataset import load_dataset_dir
 from ial_core.errors import DataError
+from ial_core.files import write_text
 
 log = logging.getLogger("addressclip.train")
 
 
-def build_embedded_dataset(root: Path, seed: int) -> None:
-    """Build the embedded Helsinki dataset with the data_gen builder (its command-line interface)."""
-    if importlib.util.find_spec("data_gen.build") is None:
-        raise DataError("the embedded dataset is missing and the builder data_gen.build is not "
-                        "installed; pass --data DATASET_DIR", path=root)
-    cmd = [sys.executable, "-m", "data_gen.build", "--out", str(root), "--seed", str(seed)]
-    log.info("building the embedded dataset: %s", " ".join(cmd))
-    subprocess.run(cmd, check=True)
-
-
 def prepare_dataset(cfg: Config, env: DistEnv):
+    """The training dataset; the embedded city is built by the data stage when it is missing."""
     root = cfg.dataset_root
     if cfg.uses_embedded_data and not (root / "meta.json").is_file():
         if env.is_master:
-            build_embedded_dataset(root, cfg.data.build_seed)
+            from data_gen.build import ensure_embedded     # (the builder's imports only when needed)
+            log.info("building the embedded dataset in %s (seed %d)", root, cfg.data.build_seed)
+            ensure_embedded(root, seed=cfg.data.build_seed)
         barrier()
     return load_dataset_dir(root)
 
@@ -89,18 +82,20 @@ def make_optimizer(model: torch.nn.Module, cfg: Config, device: torch.device) ->
 def batch_losses(model, loss_fn: AddressCLIPLoss, batch: dict, cand_tokens: torch.Tensor,
                  device: torch.device) -> dict[str, torch.Tensor]:
     """Forward one micro-batch and return the loss dict (total and components)."""
-    w = loss_fn.weights
+    needs = loss_fn.weights.inputs()      # only what the active loss terms use is computed
     images = batch["image"].to(device, non_blocking=True)
     labels = batch["label"].to(device, non_blocking=True)
     addr_tokens = addr_index = cap_tokens = None
-    if w.alpha > 0:  # each distinct address of the batch goes through the text tower once
+    if ADDRESS_TOKENS in needs:  # each distinct address of the batch goes through the text tower once
         uniq, addr_index = torch.unique(labels, return_inverse=True)
         addr_tokens = cand_tokens[uniq]
-    if w.beta > 0:
+    if CAPTION_TOKENS in needs:
         cap_tokens = batch["caption_tokens"].to(device, non_blocking=True)
     feats = model(images, addr_tokens, addr_index, cap_tokens)
-    as_float = lambda t: None if t is None else t.float()  # noqa: E731  (losses in fp32)
-    coords = batch["coords"].to(device, non_blocking=True) if w.gamma > 0 else None
+
+    def as_float(t):        # the losses are computed in fp32
+        return None if t is None else t.float()
+    coords = batch["coords"].to(device, non_blocking=True) if COORDS in needs else None
     return loss_fn(as_float(feats["image"]), feats["logit_scale"].float(),
                    address=as_float(feats.get("address")), caption=as_float(feats.get("caption")),
                    coords=coords)
@@ -139,8 +134,7 @@ class Logger:
             from torch.utils.tensorboard import SummaryWriter
             path = run_dir / "train_log.jsonl"
             if resumed_step is not None and path.is_file():  # drop what was logged after the checkpoint
-                path.write_text("".join(ln + "\n" for ln in log_lines_until(path, resumed_step)),
-                                encoding="utf-8")
+                write_text(path, "".join(ln + "\n" for ln in log_lines_until(path, resumed_step)))
             purge = resumed_step + 1 if resumed_step is not None else None
             self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
             self.jsonl = open(path, "a", encoding="utf-8")
@@ -189,10 +183,11 @@ def train(cfg: Config, explicit: set[str], env: DistEnv) -> dict:
     tokenizer = open_clip.get_tokenizer(cfg.model.model)
     preprocess = model_config["preprocess_cfg"]
 
-    weights = LossWeights(cfg.loss.alpha, cfg.loss.beta, cfg.loss.gamma)
+    weights = LossWeights(**dataclasses.asdict(cfg.loss))
     workers = cfg.data.workers if cfg.data.workers is not None else default_workers()
     train_ds = IALImageDataset(ial, cfg.data.train_split, candidates, preprocess_cfg=preprocess,
-                               train=True, tokenizer=tokenizer if weights.beta > 0 else None,
+                               train=True,
+                               tokenizer=tokenizer if CAPTION_TOKENS in weights.inputs() else None,
                                augment=cfg.data.augment, crop_scale_min=cfg.data.crop_scale_min,
                                caption_address=cfg.data.caption_address, limit=cfg.data.limit_train)
     val_ds = None
@@ -328,9 +323,9 @@ def train(cfg: Config, explicit: set[str], env: DistEnv) -> dict:
     elapsed = time.perf_counter() - t_start
     if env.is_master:
         log.info("trained %d steps in %.1f s; run directory %s", step, elapsed, run_dir)
-        (run_dir / "train_summary.json").write_text(json.dumps(
+        write_text(run_dir / "train_summary.json", json.dumps(
             {"steps": step, "seconds": elapsed, "val": result["val"], "world_size": env.world_size},
-            indent=2), encoding="utf-8")
+            indent=2))
     barrier()       # ranks leave together, so none tears down gloo while another still writes
     logger.close()
     return {**result, "steps": step, "seconds": elapsed, "stopped": False}

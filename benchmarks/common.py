@@ -26,7 +26,7 @@ RESULT = "RESULT "     # a child's result line: the prefix, then one JSON object
 
 # ``addressclip.train`` flags of a timed run: no validation, a log row every step, no progress bar,
 # one checkpoint kept
-TRAIN_TIMING_FLAGS = ["--val-split", "none", "--log-every", "1", "--no-progress",
+TRAIN_TIMING_FLAGS = ["--val-split", "none", "--log-every", "1", "--progress", "false",
                       "--keep-checkpoints", "1"]
 
 

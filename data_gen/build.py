@@ -19,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -440,6 +441,19 @@ def _same_build(out: Path, config: BuildConfig) -> bool:
 def build(config: BuildConfig) -> Path:
     """Build (or reuse) the dataset described by ``config``; returns its folder."""
     return DatasetBuilder(config).run()
+
+
+def ensure_embedded(out: str | Path = DEFAULT_OUT, *, seed: int = 0) -> Path:
+    """The embedded city's dataset in ``out``, built with ``seed`` when it is missing; its folder.
+
+    For the later stages that default to the embedded city. The build runs in a child process
+    (``python -m data_gen.build``), so the caller, a trainer holding a model and a device, keeps
+    none of the builder's memory and forks no worker pool of its own."""
+    out = Path(out)
+    if not (out / "meta.json").is_file():
+        subprocess.run([sys.executable, "-m", "data_gen.build", "--out", str(out), "--seed", str(seed)],
+                       check=True)
+    return out
 
 
 @exit_2_on(DataError)

@@ -35,6 +35,12 @@ def option(default=dataclasses.MISSING, help: str = "", *, default_factory=datac
     return field(default=default, metadata={"help": help, **metadata})
 
 
+def usage_error(prog: str, message: str) -> typing.NoReturn:
+    """Exit as argparse does for a bad flag value (status 2), for checks made after parsing."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _is_optional(tp) -> bool:
     return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
 
@@ -47,12 +53,16 @@ def _none_or(parse):
 
 
 def _accept_none(parser, classes) -> None:
-    """Let ``--field none`` set an optional field to None (HfArgumentParser parses only its type)."""
-    optional = {f.name for cls in classes for f in dataclasses.fields(cls)
-                if _is_optional(typing.get_type_hints(cls).get(f.name, f.type))}
+    """Let ``--field none`` set an optional field to None (HfArgumentParser parses only its type),
+    and ``--flag`` alone mean true for an optional boolean too (``bool | None``)."""
+    hints = {f.name: typing.get_type_hints(cls).get(f.name, f.type)
+             for cls in classes for f in dataclasses.fields(cls)}
+    optional = {name for name, tp in hints.items() if _is_optional(tp)}
     for action in parser._actions:      # argparse's documented-by-use list of added arguments
         if action.dest in optional and action.type is not None and action.nargs is None:
             action.type = _none_or(action.type)
+            if bool in typing.get_args(hints[action.dest]):
+                action.nargs, action.const = "?", True
 
 
 def _flatten(values: Mapping, sections: Mapping[str, type] | None, source: str, parser) -> dict:
@@ -86,14 +96,29 @@ def read_yaml_settings(path: Path, classes: Sequence[type], parser, *,
     return values
 
 
-def build_parser(classes: Sequence[type], *, description: str = "", prog: str | None = None):
-    """The ``HfArgumentParser`` of ``classes``, with ``--config`` and ``none`` for optional fields."""
+def _make_positional(parser, names: Sequence[str]) -> None:
+    """Turn the flags of the fields ``names`` into positional arguments, in the order given
+    (HfArgumentParser makes every field a flag; ``predict IMAGES...`` takes its inputs bare)."""
+    for name in names:
+        action = next(a for a in parser._actions if a.dest == name)
+        for opt in action.option_strings:
+            del parser._option_string_actions[opt]
+        action.option_strings = []
+        parser._actions.remove(action)      # positionals are consumed in the order of _actions
+        parser._actions.append(action)
+
+
+def build_parser(classes: Sequence[type], *, description: str = "", prog: str | None = None,
+                 positional: Sequence[str] = ()):
+    """The ``HfArgumentParser`` of ``classes``, with ``--config`` and ``none`` for optional fields;
+    the fields named in ``positional`` are taken without a flag."""
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(list(classes), description=description, prog=prog)
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML file of settings; command-line flags override it")
     _accept_none(parser, classes)
+    _make_positional(parser, positional)
     return parser
 
 
@@ -111,16 +136,17 @@ def _explicit_flags(parser, argv: Sequence[str]) -> set[str]:
 
 def parse_config(classes, argv: Sequence[str] | None = None, *, description: str = "",
                  prog: str | None = None, sections: Mapping[str, type] | None = None,
-                 with_explicit: bool = False) -> Any:
+                 with_explicit: bool = False, positional: Sequence[str] = ()) -> Any:
     """Parse ``argv`` (default: sys.argv) into ``classes``: one dataclass, or a sequence of them
-    (then a tuple, one instance each). ``--config`` names a YAML file of defaults.
+    (then a tuple, one instance each). ``--config`` names a YAML file of defaults; the fields named
+    in ``positional`` are given without a flag (``prog IMAGE...``).
 
     ``with_explicit`` also returns the set of field names the YAML file or the flags set (what a
     resumed run must not take from its saved configuration)."""
     single = isinstance(classes, type)
     classes = [classes] if single else list(classes)
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(classes, description=description, prog=prog)
+    parser = build_parser(classes, description=description, prog=prog, positional=positional)
     known, _ = parser.parse_known_args(argv)
     from_yaml = {}
     if known.config is not None:

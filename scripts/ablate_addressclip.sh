@@ -43,7 +43,10 @@ if [[ ! -f "$DATA/meta.json" ]]; then
   fi
 fi
 
-# name and the loss weights of that row (a weight of 0 switches a loss off)
+# name and the loss weights of that row (a weight of 0 switches a loss off): the rows that
+# `python -m addressclip.ablation --print_rows` prints from the loss registry
+# (addressclip.losses.LOSS_TERMS). Listed here rather than asked for at run time so that the script
+# starts no Python before the trainings; tests/test_addressclip_ablation.py checks the two agree.
 ROWS=(
   "address           --alpha 1 --beta 0   --gamma 0"
   "caption           --alpha 0 --beta 0.2 --gamma 0"
@@ -68,7 +71,7 @@ one_run() {
     echo "== $name seed $seed: training ($weights, $THREADS threads)"
     # shellcheck disable=SC2086
     OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS "$PYTHON" -m addressclip.train --data "$DATA" \
-      --out "$run" --seed "$seed" $weights --no-progress "${resume[@]}" "${EXTRA[@]}"
+      --out "$run" --seed "$seed" $weights --progress false "${resume[@]}" "${EXTRA[@]}"
   fi
   if ! head -1 "$run/eval/predictions.csv" 2>/dev/null | grep -q hit_sa@5; then
     echo "== $name seed $seed: evaluating"

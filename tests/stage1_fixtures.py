@@ -17,7 +17,7 @@ def trained_run(synthetic_dataset, tmp_path_factory):  # noqa: F811
     from addressclip import train as train_mod
     run = tmp_path_factory.mktemp("stage1") / "addressclip"
     rc = train_mod.main(["--data", str(synthetic_dataset), "--out", str(run), "--epochs", "4",
-                         "--workers", "0", "--batch-size", "32", "--no-progress", "--log-every", "6"])
+                         "--workers", "0", "--batch-size", "32", "--progress", "false", "--log-every", "6"])
     assert rc == 0
     return run
 

@@ -213,3 +213,15 @@ def test_script_reports_a_failed_run_and_keeps_the_others(tmp_path):
     assert "caption seed 0: FAILED" in proc.stderr
     assert (tmp_path / "abl" / "all" / "seed0" / "train_summary.json").is_file()
     assert not any(c.startswith("-m addressclip.ablation") for c in calls)
+
+
+def test_script_rows_are_the_registry_rows():
+    """scripts/ablate_addressclip.sh lists the rows that ``--print_rows`` builds from the loss registry."""
+    import re
+    from pathlib import Path
+
+    from addressclip.ablation import ROW_FLAGS
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "ablate_addressclip.sh").read_text()
+    listed = re.search(r"^ROWS=\(\n(.*?)^\)", script, re.M | re.S).group(1)
+    rows = [" ".join(line.strip().strip('"').split()) for line in listed.splitlines()]
+    assert rows == [f"{name} {flags}" for name, flags in ROW_FLAGS.items()]

@@ -45,7 +45,7 @@ def test_yaml_then_flags_then_model_defaults(tmp_path):
 
 
 def test_flags_types_none_and_booleans():
-    cfg, _ = parse_args(["--val-split", "none", "--no-augment", "--lock-image", "--lr", "1e-4"])
+    cfg, _ = parse_args(["--val-split", "none", "--augment", "false", "--lock-image", "--lr", "1e-4"])
     assert cfg.data.val_split is None and cfg.data.augment is False
     assert cfg.model.lock_image is True and cfg.optim.lr == 1e-4
 

@@ -94,7 +94,7 @@ def test_torchrun_two_cpu_processes_train(synthetic_dataset, tmp_path):  # noqa:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_port", str(_free_port()), "-m", "addressclip.train",
            "--data", str(synthetic_dataset), "--out", str(run), "--epochs", "1", "--batch-size", "8",
-           "--workers", "0", "--no-progress", "--val-split", "none"]
+           "--workers", "0", "--progress", "false", "--val-split", "none"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -190,7 +190,7 @@ def test_cli_reports_bad_files_and_goes_on(trained_run, synthetic_dataset, tmp_p
     (photos / "notes.txt").write_text("not an image file name: not collected from a folder")
     out = tmp_path / "p.csv"
     rc = predict_main(["--model", str(trained_run), str(photos), "--top-k", "3", "--out", str(out),
-                       "--no-progress"])
+                       "--progress", "false"])
     assert rc == 1                                            # one file failed, the rest went on
     assert "broken.jpg" in capsys.readouterr().err
     with open(out, encoding="utf-8") as f:
@@ -204,13 +204,13 @@ def test_cli_reports_bad_files_and_goes_on(trained_run, synthetic_dataset, tmp_p
 
     geo = tmp_path / "p.geojson"
     assert predict_main(["--model", str(trained_run), str(photos / "a.jpg"), "--out", str(geo),
-                         "--no-progress"]) == 0
+                         "--progress", "false"]) == 0
     feat = json.loads(geo.read_text())["features"][0]
     top = feat["properties"]["candidates"][0]
     assert feat["geometry"]["coordinates"] == [top["lon"], top["lat"]]      # GeoJSON is lon, lat
     jl = tmp_path / "p.jsonl"
     assert predict_main(["--model", str(trained_run), str(photos / "broken.jpg"), str(photos / "a.jpg"),
-                         "--out", str(jl), "--no-progress"]) == 1
+                         "--out", str(jl), "--progress", "false"]) == 1
     lines = [json.loads(x) for x in jl.read_text().splitlines()]
     assert "error" in lines[0] and lines[1]["candidates"][0]["rank"] == 1
     with pytest.raises(SystemExit):

@@ -18,7 +18,7 @@ from synthetic_ial import make_synthetic_dataset, synthetic_dataset  # noqa: F40
 
 pytestmark = pytest.mark.slow
 
-COMMON = ["--batch-size", "32", "--no-progress", "--log-every", "1"]
+COMMON = ["--batch-size", "32", "--progress", "false", "--log-every", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_resume_continues_the_same_run_exactly(synthetic_dataset, tmp_path):  # 
     latest = json.loads((split / "checkpoints" / "latest.json").read_text())
     assert (latest["step"], latest["epoch"], latest["batch_in_epoch"]) == (4, 0, 4)
     assert train_mod.main(["--out", str(split), "--resume", "latest", "--workers", "1",
-                           "--no-progress"]) == 0
+                           "--progress", "false"]) == 0
     a = load_file(str(straight / "checkpoints" / "step_000012" / "open_clip_model.safetensors"))
     b = load_file(str(split / "checkpoints" / "step_000012" / "open_clip_model.safetensors"))
     assert a.keys() == b.keys()

@@ -47,7 +47,7 @@ def clip_run(small_dataset, tmp_path_factory):  # noqa: F811
     run = tmp_path_factory.mktemp("clip") / "addressclip"
     assert train.main(["--data", str(small_dataset), "--out", str(run), "--epochs", "1",
                        "--limit-train", "32", "--batch-size", "32", "--val-split", "none",
-                       "--workers", "0", "--no-progress"]) == 0
+                       "--workers", "0", "--progress", "false"]) == 0
     return run
 
 

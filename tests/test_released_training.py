@@ -12,7 +12,7 @@ from released_fixtures import AMP, PAREN, make_pitts, make_sf
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["--epochs", "1", "--batch-size", "8", "--workers", "0", "--no-progress", "--log-every", "1"]
+ARGS = ["--epochs", "1", "--batch-size", "8", "--workers", "0", "--progress", "false", "--log-every", "1"]
 
 
 def _train(data, run) -> list[dict]:

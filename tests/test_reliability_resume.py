@@ -43,7 +43,7 @@ PARK_TIMEOUT_S = 300
 # epoch ends (keep 2): steps 3, 6, 8, 9 are on disk when the run parks while saving step 12
 # (epoch 2, batch 4 of 8); latest is step 9 (epoch 2, batch 1), itself mid-epoch.
 STAGE_ONE = ["--epochs", "2", "--limit-train", "128", "--batch-size", "16", "--save-every-steps", "3",
-             "--workers", "0", "--no-progress", "--log-every", "1"]
+             "--workers", "0", "--progress", "false", "--log-every", "1"]
 STAGE_ONE_PARK, STAGE_ONE_LATEST, STAGE_ONE_LAST = 12, "step_000009", "step_000016"
 # Stage two: 64 conversations / batch 8 = 8 steps per epoch, 2 epochs, checkpoints every 3 steps
 # (keep 2): checkpoint-3 and -6 are complete when the run parks while saving step 9 (epoch 2,
@@ -229,7 +229,7 @@ def test_stage_one_kill9_mid_epoch_then_resume_latest_matches_uninterrupted(stag
     assert not (run / "train_summary.json").exists()
     log = tmp_path / "resume.log"
     text = _finish(_python(["-m", "addressclip.train", "--out", str(run), "--resume", "latest",
-                            "--workers", "0", "--no-progress"], log), log)
+                            "--workers", "0", "--progress", "false"], log), log)
     assert f"resumed {root / STAGE_ONE_LATEST} at step 9 (epoch 1, batch 1)" in text
     assert "left by an interrupted save" in text and not list(root.glob(".*"))
     _stage_one_matches(reference, run)
@@ -244,7 +244,7 @@ def test_stage_one_resume_skips_a_damaged_latest_checkpoint(stage_one_runs, dama
     DAMAGE_ONE[damage](latest)
     with torch_threads(1), caplog.at_level(logging.INFO, logger="addressclip"):
         assert stage_one.main(["--out", str(run), "--resume", "latest", "--workers", "0",
-                               "--no-progress"]) == 0
+                               "--progress", "false"]) == 0
     named = latest / (ckpt.MODEL_FILE if damage == "truncated-weights" else ckpt.STATE_FILE)
     assert f"checkpoint {STAGE_ONE_LATEST} is unusable: {named}" in caplog.text
     assert "step_000008 at step 8 (epoch 1, batch 0)" in caplog.text
