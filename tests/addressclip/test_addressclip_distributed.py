@@ -48,9 +48,10 @@ def _loss(model, sl, world):
         img, scale, address=addr, caption=cap, coords=coords[sl])
 
 
-def _rank_main(rank: int, world: int, port: int, out: str):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def _rank_main(rank: int, world: int, store: str, out: str):
+    # A file store, not a TCP one: rank 0 hosts a TCP store, and when it tears down first its peer's
+    # store client can abort the process ("terminate called without an active exception").
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         model = DistributedDataParallel(Toy())
         n = GLOBAL_BATCH // world
@@ -72,7 +73,7 @@ def _free_port() -> int:
 
 def test_two_ranks_match_one_process_on_the_global_batch(tmp_path):
     out = tmp_path / "rank0.pt"
-    mp.spawn(_rank_main, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_rank_main, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
     got = torch.load(out, weights_only=True)
 
     model = Toy()
