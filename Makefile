@@ -13,7 +13,7 @@ VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: setup vllm-setup browser-setup demo test test-fast bench clean
+.PHONY: setup vllm-setup browser-setup demo lint test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -55,10 +55,14 @@ browser-setup:
 		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium chromium-driver; \
 	fi
 
-test: setup vllm-setup browser-setup
+test: setup vllm-setup browser-setup lint
 	IAL_REQUIRE_VLLM=1 IAL_REQUIRE_BROWSER=1 IAL_VLLM_PYTHON=$(abspath $(VLLM_PY)) $(PY) -m pytest -q
 
-test-fast: setup
+# ruff ([tool.ruff] in pyproject.toml) over the whole tree; `make test` runs it before the tests.
+lint: setup
+	$(PY) -m ruff check .
+
+test-fast: setup lint
 	$(PY) -m pytest -q -m "not slow"
 
 bench: setup
