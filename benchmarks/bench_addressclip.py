@@ -179,7 +179,7 @@ def find_data(arg: str | None) -> str:
     if (default / "meta.json").is_file():
         return str(default)
     sys.path.insert(0, str(ROOT / "tests"))
-    from synthetic_ial import make_synthetic_dataset
+    from helpers.synthetic import make_synthetic_dataset
     tmp = Path(tempfile.mkdtemp(prefix="bench_addressclip_"))
     print(f"no dataset given and none at {default}: using a synthetic one in {tmp}")
     return str(make_synthetic_dataset(tmp / "data", n_districts=4, streets_per_district=3,
