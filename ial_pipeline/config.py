@@ -44,8 +44,8 @@ class PipelineConfig:
     untuned_baseline: bool = option(False, "also train stage two on a randomly initialised vision "
                                     "tower of the same shape and score it beside (what the "
                                     "AddressCLIP tower is worth)")
-    qa_batch_size: int = option(32, "images per generate call in the QA steps (on CPU, 32 answers "
-                                "several times faster than 8: the tiny model's per-step overhead "
+    qa_batch_size: int = option(32, "images per generate call in the QA steps (on CPU larger "
+                                "batches answer faster: the tiny model's per-step overhead "
                                 "dominates)")
     qa_limit: int | None = option(None, "score a seeded random subset of N test images in the QA "
                                   "step")

@@ -21,7 +21,8 @@ from ial_core.launch import cuda_devices, default_processes, device_env, device_
 from ial_pipeline.config import REAL_LMS, PipelineConfig
 
 PY = sys.executable
-# The question sets LLaVA-IAL is also scored on, beyond the design question (data_gen.questions).
+# The question sets LLaVA-IAL is also scored on, beyond the design question (data_gen.questions);
+# "poster" is the question the AddressCLIP poster asked general multimodal models.
 QUESTION_SETS = {"poster": "the poster's question",
                  "heldout": "address phrasings training never sees",
                  "heldout_unanswerable": "unanswerable questions training never sees"}
