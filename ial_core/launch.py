@@ -1,8 +1,8 @@
 """How a distributed trainer is started on this machine: the one launch recipe.
 
 GPUs: one process per GPU. CPUs: one single-threaded process per core, because several threads
-per process oversubscribe a small machine, and transformers needs ``--use_cpu True`` (and no pinned
-memory) to train on CPU when a GPU build of torch is installed. Two launchers start the processes:
+per process oversubscribe a small machine, trained with ``--use_cpu True`` (the Trainer's CPU
+device and process groups) and no pinned memory. Two launchers start the processes:
 ``torch.distributed.run`` (torchrun) and DeepSpeed's ``deepspeed.launcher.runner``, which on CPU
 also needs ``DS_ACCELERATOR=cpu``. Callers build the command with :func:`launch_command`; shell
 scripts exec ``python -m ial_core.launch [LAUNCH FLAGS] -- TRAINER ARGS``, which adds the device
