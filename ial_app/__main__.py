@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from ial_core.config import option, parse_config
 
 
 def build_state(model: str, *, data: str | None = None, n_examples: int = 8, llava: str | None = None,
@@ -39,24 +41,28 @@ def build_state(model: str, *, data: str | None = None, n_examples: int = 8, lla
                     max_bytes=int(max_upload_mb * 2**20))
 
 
+@dataclass
+class AppConfig:
+    model: str = option(help="stage-one run directory or `export --full` folder")
+    data: str | None = option(None, "dataset folder for example photos and true locations "
+                                    "(none: the model's own)")
+    examples: int = option(8, "test photos offered as examples")
+    llava: str | None = option(None, "exported LLaVA-IAL folder (python -m llava_ial.export)")
+    llava_server: str | None = option(None, "OpenAI-compatible API root, e.g. "
+                                            "http://127.0.0.1:8000/v1 (key from OPENAI_API_KEY)")
+    llava_model: str = option("llava-ial", "model name on the server")
+    host: str = option("127.0.0.1", "address to bind (127.0.0.1: this machine only)")
+    port: int = option(7860, "port to serve on")
+    max_upload_mb: float = option(20.0, "largest accepted upload in MB")
+    device: str = option("cpu", "device of the models (cpu, cuda)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ial_app", description="The IAL web app (Gradio).")
-    p.add_argument("--model", required=True, help="stage-one run directory or `export --full` folder")
-    p.add_argument("--data", help="dataset folder for example photos and true locations "
-                                  "(default: the model's own)")
-    p.add_argument("--examples", type=int, default=8, help="test photos offered as examples")
-    p.add_argument("--llava", help="exported LLaVA-IAL folder (python -m llava_ial.export)")
-    p.add_argument("--llava-server", help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 "
-                                          "(key from OPENAI_API_KEY)")
-    p.add_argument("--llava-model", default="llava-ial", help="model name on the server")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this "
-                                                      "machine only)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--max-upload-mb", type=float, default=20.0)
-    p.add_argument("--device", default="cpu")
-    a = p.parse_args(argv)
+    a = parse_config(AppConfig, argv, prog="python -m ial_app",
+                     description="The IAL web app (Gradio).")
     if a.llava and a.llava_server:
-        p.error("give --llava or --llava-server, not both")
+        print("python -m ial_app: error: give --llava or --llava_server, not both", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     state = build_state(a.model, data=a.data, n_examples=a.examples, llava=a.llava,
                         llava_server=a.llava_server, llava_model=a.llava_model,

@@ -16,6 +16,7 @@ import sys
 import time
 
 from ial_core.config import parse_config
+from ial_core.files import write_text
 from ial_pipeline.config import PipelineConfig
 from ial_pipeline.runner import Ledger, StepFailed, decide, execute, shown_command
 from ial_pipeline.steps import Paths, build_steps
@@ -56,11 +57,11 @@ def run(cfg: PipelineConfig) -> int:
         actions[step.name] = "resumed" if record["resumed"] else "ran"
     records = {s.name: ledger.record(s.name) for s in steps}
     text = summary(steps, paths, records, actions)
-    (paths.root / "summary.md").write_text(text, encoding="utf-8")
-    (paths.root / "pipeline.json").write_text(json.dumps(
+    write_text(paths.root / "summary.md", text)
+    write_text(paths.root / "pipeline.json", json.dumps(
         {"wall_s": round(time.perf_counter() - start, 1), "actions": actions,
          "steps": {s.name: {"command": shown_command(s), "record": records[s.name]} for s in steps}},
-        indent=1), encoding="utf-8")
+        indent=1))
     print("\n" + text)
     print(f"this run: {time.perf_counter() - start:.0f} s; summary in {paths.root / 'summary.md'}")
     return 0

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ial_core.files import write_text
 from ial_pipeline.steps import Paths, Step
 
 
@@ -59,9 +60,7 @@ class Ledger:
         (self.dir / f"{name}.started").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
 
     def mark_done(self, name: str, record: dict) -> None:
-        tmp = self.dir / f".{name}.done.tmp"
-        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-        os.replace(tmp, self.dir / f"{name}.done")
+        write_text(self.dir / f"{name}.done", json.dumps(record, indent=1))
 
 
 def decide(step: Step, ledger: Ledger, forced: bool) -> Decision:

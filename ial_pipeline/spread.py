@@ -1,6 +1,6 @@
-"""Mean and spread over seeds: ``python -m ial_pipeline.spread runs/seed0 runs/seed1 runs/seed2``.
+"""Mean and spread over seeds: ``python -m ial_pipeline.spread --roots runs/seed0 runs/seed1 runs/seed2``.
 
-Each argument is the root of one finished pipeline run (``python -m ial_pipeline --seed N --root
+Each root is the root of one finished pipeline run (``python -m ial_pipeline --seed N --root
 runs/seedN``). Reads every ``qa_eval*/report.json`` there and prints, per system and question
 set, the mean, min, max and max - min of street and district accuracy and of the refusal rate (in
 %), so a recipe's result is judged by its spread, not by one lucky seed. ``--json FILE`` also
@@ -9,11 +9,13 @@ writes the table as JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from ial_core.config import option, parse_config
+from ial_core.files import write_json
 from ial_pipeline.steps import QUESTION_SETS
 
 METRICS = (("street_acc", "street"), ("district_acc", "district"), ("refusal_rate", "refusals"))
@@ -62,15 +64,19 @@ def markdown(rows: list[dict], roots: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class SpreadConfig:
+    roots: list[Path] = option(help="pipeline roots, one per seed")
+    json: Path | None = option(None, "also write the rows as JSON here")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ial_pipeline.spread", description=__doc__.split("\n")[0])
-    p.add_argument("roots", nargs="+", type=Path, help="pipeline roots, one per seed")
-    p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
-    a = p.parse_args(argv)
+    a = parse_config(SpreadConfig, argv, prog="python -m ial_pipeline.spread",
+                     description=__doc__.split("\n")[0])
     rows = spread(a.roots)
     print(markdown(rows, a.roots), end="")
     if a.json:
-        a.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        write_json(a.json, rows, indent=1)
     return 0
 
 

@@ -11,18 +11,18 @@ from the answers already stored, and the dataset build reuses a finished folder 
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
+from ial_core.launch import cuda_devices, default_processes, device_env, device_flags, launch_command
 from ial_pipeline.config import REAL_LMS, PipelineConfig
 
 PY = sys.executable
-# The question sets LLaVA-IAL is also scored on, beyond the design question (data_gen.questions).
+# The question sets LLaVA-IAL is also scored on, beyond the design question (data_gen.questions);
+# "poster" is the question the AddressCLIP poster asked general multimodal models.
 QUESTION_SETS = {"poster": "the poster's question",
                  "heldout": "address phrasings training never sees",
                  "heldout_unanswerable": "unanswerable questions training never sees"}
@@ -118,31 +118,14 @@ class Step:
     resumable: bool = False            # the command can continue an interrupted run
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cuda_devices() -> int:
-    import torch
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
 def training_launch(cfg: PipelineConfig) -> tuple[list[str], list[str], dict[str, str]]:
-    """How stage two is launched here: the prefix, the device flags and the environment.
-
-    On CPUs one single-threaded process per core (at most two) is several times faster than one
-    process with several threads on a small machine; ``torch.distributed.run`` starts them.
+    """How stage two is launched here (:mod:`ial_core.launch`): the prefix, the device flags and
+    the environment. The pipeline leaves GPU precision and activation checkpointing to the recipes.
     """
     gpus = cuda_devices()
-    nproc = cfg.nproc or (gpus if gpus else max(1, min(2, os.cpu_count() or 1)))
-    device = [] if gpus else ["--use_cpu", "True", "--dataloader_pin_memory", "False"]
-    env = {} if gpus else {"OMP_NUM_THREADS": "1"}
-    if nproc == 1:
-        return [PY, "-m", "llava_ial.train"], device, env
-    return ([PY, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
-             str(free_port()), "-m", "llava_ial.train"], device, env)
+    nproc = cfg.nproc or default_processes(gpus)
+    return (launch_command("llava_ial.train", [], nproc=nproc, python=PY),
+            device_flags(bool(gpus)), device_env(bool(gpus)))
 
 
 def build_steps(cfg: PipelineConfig) -> list[Step]:

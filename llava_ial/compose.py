@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ial_core.config import option
 from llava_ial.layout import save_full
 from llava_ial.template import (IMAGE_TOKEN, PAD_TOKEN, TURN_END, TURN_START, accept_content_parts,
                                 adds_bos, chat_template)
@@ -47,27 +48,25 @@ class ComposeError(ValueError):
 
 @dataclass
 class ComposeConfig:
-    vision: Path = field(default=None, metadata={"help": "vision tower directory (CLIPVisionModel)"})
-    lm: Path = field(default=None, metadata={"help": "causal language model directory"})
-    out: Path = field(default=None, metadata={"help": "LLaVA-IAL directory to write"})
-    tokenizer: Path | None = field(default=None, metadata={
-        "help": "tokenizer directory (default: the LM's)"})
-    vision_feature_layer: int = field(default=-2, metadata={
-        "help": "hidden state of the vision tower fed to the projector"})
-    vision_feature_select_strategy: str = field(default="auto", metadata={
-        "help": "auto: default for CLIP, full for SigLIP; default: drop the first token (CLIP's "
-                "CLS); full: keep every token"})
-    chat_template: str = field(default="chatml", metadata={
-        "help": "chatml: the toolkit's ChatML template (BOS first where the tokenizer adds one); own: "
-                "keep the LM tokenizer's chat template (an instruct LM's)"})
-    dtype: str = field(default="float32", metadata={
-        "help": "float32 | bfloat16 | float16: the weights are loaded and written in it"})
-    projector_hidden_act: str = field(default="gelu", metadata={"help": "projector activation"})
-    random_vision_init: bool = field(default=False, metadata={
-        "help": "ignore the vision weights and initialise the tower randomly (an untuned baseline)"})
-    seed: int = field(default=0, metadata={"help": "seed of the projector (and random tower) init"})
-    trust_remote_code: bool = field(default=False, metadata={
-        "help": "allow code shipped inside the LM/tokenizer folders to run"})
+    vision: Path = option(None, "vision tower directory (CLIPVisionModel)")
+    lm: Path = option(None, "causal language model directory")
+    out: Path = option(None, "LLaVA-IAL directory to write")
+    tokenizer: Path | None = option(None, "tokenizer directory (default: the LM's)")
+    vision_feature_layer: int = option(-2, "hidden state of the vision tower fed to the projector")
+    vision_feature_select_strategy: str = option("auto", "auto: default for CLIP, full for SigLIP; "
+                                                 "default: drop the first token (CLIP's CLS); "
+                                                 "full: keep every token")
+    chat_template: str = option("chatml", "chatml: the toolkit's ChatML template (BOS first where "
+                                "the tokenizer adds one); own: keep the LM tokenizer's chat "
+                                "template (an instruct LM's)")
+    dtype: str = option("float32", "float32 | bfloat16 | float16: the weights are loaded and "
+                        "written in it")
+    projector_hidden_act: str = option("gelu", "projector activation")
+    random_vision_init: bool = option(False, "ignore the vision weights and initialise the tower "
+                                      "randomly (an untuned baseline)")
+    seed: int = option(0, "seed of the projector (and random tower) init")
+    trust_remote_code: bool = option(False, "allow code shipped inside the LM/tokenizer folders "
+                                     "to run")
 
     def __post_init__(self):
         missing = [n for n in ("vision", "lm", "out") if getattr(self, n) is None]

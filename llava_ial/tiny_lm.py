@@ -10,15 +10,15 @@ weights, fast tokenizer with the chat template) that :mod:`llava_ial.compose` tr
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
 
+from ial_core.config import option
+from ial_core.files import atomic_dir
 from llava_ial.tokenizer import train_tokenizer, corpus_texts
 
 REGISTRY_DIR = Path(__file__).with_name("registry")
@@ -81,30 +81,26 @@ def build_tiny_lm_dir(name: str, conversations: str | Path, out: str | Path, see
     tokenizer = train_tokenizer(texts, entry.get("tokenizer", {}).get("vocab_size", 2048))
     model = create_tiny_lm(entry, tokenizer, seed)
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "tiny_lm.json").write_text(json.dumps({"registry_entry": entry, "name": name, "seed": seed,
-                                                  "parameters": model.num_parameters()}, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "tiny_lm.json").write_text(json.dumps(
+            {"registry_entry": entry, "name": name, "seed": seed,
+             "parameters": model.num_parameters()}, indent=2))
     return out
 
 
 @dataclass
 class TinyLMConfig:
-    name: str = field(default="llama-tiny", metadata={"help": "registry name or JSON/YAML file"})
-    conversations: Path = field(default=Path("runs/helsinki/data/conversations"), metadata={
-        "help": "folder from `python -m data_gen.conversations` (its train files feed the tokenizer)"})
-    out: Path = field(default=Path("runs/helsinki/tiny_lm"), metadata={"help": "output folder"})
-    seed: int = field(default=0, metadata={"help": "weight initialisation seed"})
+    name: str = option("llama-tiny", "registry name or JSON/YAML file")
+    conversations: Path = option(Path("runs/helsinki/data/conversations"), "folder from `python -m "
+                                 "data_gen.conversations` (its train files feed the tokenizer)")
+    out: Path = option(Path("runs/helsinki/tiny_lm"), "output folder")
+    seed: int = option(0, "weight initialisation seed")
 
 
 def main(argv: list[str] | None = None) -> int:
     from ial_core.config import parse_config
-
     config = parse_config(TinyLMConfig, argv, description=__doc__.split("\n")[0])
     out = build_tiny_lm_dir(config.name, config.conversations, config.out, config.seed)
     info = json.loads((out / "tiny_lm.json").read_text())

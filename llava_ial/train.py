@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import sys
@@ -35,7 +34,7 @@ from llava_ial.compose import num_image_tokens
 from llava_ial.config import parse_args
 from llava_ial.data import Collator, ConversationDataset
 from ial_core.checkpoints import file_problem
-from ial_core.files import atomic_dir
+from ial_core.files import atomic_dir, publish, write_text
 from llava_ial.layout import PROJECTOR_FILE, read_meta, save_full, write_meta
 from llava_ial.model import (apply_lora, base_of, count_trainable, load_llava, load_projector,
                              part_of, projector_state_dict, set_trainable)
@@ -265,6 +264,7 @@ def save_final(trainer, model, processor, margs, largs, targs, summary: dict) ->
                 processor.save_pretrained(d)
                 write_meta(d, "projector", **common)
     elif largs.lora:
+        # One name on every rank (saving can be collective), so not atomic_dir's unique one.
         tmp = out.with_name(".model.tmp")
         if main:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -273,9 +273,7 @@ def save_final(trainer, model, processor, margs, largs, targs, summary: dict) ->
             (tmp / "training_args.bin").unlink(missing_ok=True)    # a pickle; not needed to load
             write_meta(tmp, "lora", **common, lora={"r": largs.lora_r, "alpha": largs.lora_alpha})
             processor.save_pretrained(tmp)
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
+            publish(tmp, out)
     else:
         try:
             state = trainer.accelerator.get_state_dict(trainer.deepspeed if trainer.is_deepspeed_enabled
@@ -287,7 +285,7 @@ def save_final(trainer, model, processor, margs, largs, targs, summary: dict) ->
             save_full(trainer.accelerator.unwrap_model(trainer.model), processor, out,
                       state_dict=state, **common)
     if main:
-        (Path(targs.output_dir) / "training_args.json").write_text(targs.to_json_string())
+        write_text(Path(targs.output_dir) / "training_args.json", targs.to_json_string())
     return out if main else None
 
 
@@ -317,7 +315,7 @@ def train(argv: list[str] | None = None) -> Path | None:
                          processing_class=processor)
     if trainer.is_world_process_zero():
         Path(targs.output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(targs.output_dir) / "data_stats.json").write_text(json.dumps(stats, indent=2))
+        write_text(Path(targs.output_dir) / "data_stats.json", json.dumps(stats, indent=2))
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resolve_resume(targs))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -334,7 +332,7 @@ def train(argv: list[str] | None = None) -> Path | None:
     if trainer.is_world_process_zero():
         summary["log_history"] = trainer.state.log_history
         summary["data"] = stats
-        (Path(targs.output_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        write_text(Path(targs.output_dir) / "train_summary.json", json.dumps(summary, indent=2))
         log.info("final model: %s (%s steps, loss %s -> %s)", out, summary["global_step"],
                  summary["first_logged_loss"], summary["last_logged_loss"])
     return out

