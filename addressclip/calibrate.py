@@ -34,8 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from addressclip.calibration import (DEFAULT_ACCEPT_RATE, Calibration, choose_threshold,
-                                     expected_calibration_error, fit_temperature, softmax)
+from addressclip.calibration import (
+    DEFAULT_ACCEPT_RATE,
+    Calibration,
+    choose_threshold,
+    expected_calibration_error,
+    fit_temperature,
+    softmax,
+)
 from addressclip.data import CandidateSet
 from addressclip.open_set import DEFAULT_SCORE, auroc, fit_open_set, probe_image, save_open_set
 from addressclip.predict import AddressPredictor, group_mean

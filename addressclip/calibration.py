@@ -107,7 +107,7 @@ class Calibration:
         return path
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Calibration | None":
+    def load(cls, directory: str | Path) -> Calibration | None:
         """The stored calibration, None when the folder has none; a damaged file is an error."""
         path = Path(directory) / CALIBRATION_FILE
         if not path.is_file():

@@ -149,7 +149,7 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict, *, source: str = "config") -> "Config":
+    def from_dict(cls, d: dict, *, source: str = "config") -> Config:
         cfg = cls()
         apply_nested(cfg, d, source=source)
         return cfg
@@ -246,11 +246,11 @@ def fill_model_defaults(cfg: Config) -> dict[str, typing.Any]:
 
 
 def validate(cfg: Config) -> None:
-    l, o, r, d = cfg.loss, cfg.optim, cfg.run, cfg.data
+    loss, o, r, d = cfg.loss, cfg.optim, cfg.run, cfg.data
     for name in PAPER_WEIGHTS:
-        if getattr(l, name) < 0:
+        if getattr(loss, name) < 0:
             raise ConfigError(f"loss weight {name} must be >= 0")
-    if l.alpha == 0 and l.beta == 0:
+    if loss.alpha == 0 and loss.beta == 0:
         raise ConfigError("alpha and beta are both 0: no contrastive loss left to align images with "
                           "text, so the model could not predict addresses")
     if o.batch_size is not None and o.batch_size < 2:

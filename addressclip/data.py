@@ -28,8 +28,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from open_clip.transform import PreprocessCfg, image_transform_v2
 import torch
+from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -51,7 +51,7 @@ class CandidateSet:
     index: dict[str, int]
 
     @classmethod
-    def from_dataset(cls, ial: IALDataset) -> "CandidateSet":
+    def from_dataset(cls, ial: IALDataset) -> CandidateSet:
         addresses, streets, districts, index = [], [], [], {}
         for i, rec in enumerate(ial.sub_streets):
             for key in ("address", "street", "district"):

@@ -44,8 +44,13 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from addressclip.export import (ExportError, hf_encoder_layers, hf_vision_config, hf_vision_state_dict,
-                                image_processor)
+from addressclip.export import (
+    ExportError,
+    hf_encoder_layers,
+    hf_vision_config,
+    hf_vision_state_dict,
+    image_processor,
+)
 from addressclip.predict import CANDIDATE_LABELS_FILE, FULL_EXPORT_FILE
 from ial_core.files import atomic_dir
 
@@ -154,6 +159,7 @@ def export_full(clip: nn.Module, preprocess_cfg: dict, tokenizer, addresses: dic
                 candidate_lonlat: dict | None = None) -> dict:
     """Write the folder atomically (temporary name, then rename) after checking parity."""
     from transformers import AutoTokenizer, CLIPModel
+
     from addressclip.calibration import CALIBRATION_FILE, Calibration
     from addressclip.open_set import OPEN_SET_FILE
     from addressclip.predict import load_candidates
@@ -205,6 +211,7 @@ def export_full(clip: nn.Module, preprocess_cfg: dict, tokenizer, addresses: dic
 def export_full_run(run_dir: str | Path, out: str | Path | None = None, checkpoint: str = "latest", *,
                     data: str | Path | None = None) -> dict:
     import open_clip
+
     from addressclip import checkpoint as ckpt
     from addressclip.config import load_run_config
     from addressclip.model import load_clip_dir

@@ -7,7 +7,8 @@ Decisions on what the paper leaves open (each is tested in ``tests/test_addressc
   mean of the image->text and text->image cross entropies. Both contrastive losses share s.
 - **Duplicate addresses in a batch.** Many images of a batch share an address (each sub-street is
   photographed from many places). The loss keeps CLIP's per-image N x N form with ``arange``
-  labels, one address text per image. This needs no special handling: identical texts have identical embeddings, so a duplicate
+  labels, one address text per image. This needs no special handling: identical texts have
+  identical embeddings, so a duplicate
   column has exactly the positive's logit, and the loss (value and gradient) equals the multi-positive
   form in which every same-address text is a positive with an equal share of the target (tested). Its
   floor is log(copies) instead of 0, a constant. The text tower encodes each distinct address of the

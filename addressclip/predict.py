@@ -40,9 +40,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -183,6 +183,7 @@ class _OpenClipBackend:
 
     def __init__(self, clip, preprocess_cfg: dict, tokenizer, device):
         from open_clip.transform import PreprocessCfg, image_transform_v2
+
         from addressclip.model import AddressCLIP
         self.model = AddressCLIP(clip).to(device).eval()
         self.transform = image_transform_v2(PreprocessCfg(**preprocess_cfg), is_train=False)
@@ -281,7 +282,7 @@ class AddressPredictor:
     # -- loading --
     @classmethod
     def from_pretrained(cls, path: str | Path, *, checkpoint: str = "latest", data: str | Path | None = None,
-                        device: str = "cpu", calibration: bool = True) -> "AddressPredictor":
+                        device: str = "cpu", calibration: bool = True) -> AddressPredictor:
         """``path``: a run directory of ``addressclip.train`` (its dataset's ``addresses.json`` gives
         the candidates; ``data`` overrides it) or a folder of ``addressclip.export --full``."""
         path = Path(path)
@@ -294,6 +295,7 @@ class AddressPredictor:
             cal_dir = path
         elif (path / "config.yaml").is_file():
             import open_clip
+
             from addressclip import checkpoint as ckpt
             from addressclip.config import load_run_config
             from addressclip.model import load_clip_dir

@@ -33,14 +33,26 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from addressclip import checkpoint as ckpt
-from addressclip.config import (Config, ConfigError, default_workers, load_run_config, merge_for_resume,
-                                parse_args)
+from addressclip.config import (
+    Config,
+    ConfigError,
+    default_workers,
+    load_run_config,
+    merge_for_resume,
+    parse_args,
+)
 from addressclip.data import CandidateSet, EpochBatchSampler, IALImageDataset, eval_loader, train_loader
 from addressclip.distributed import DistEnv, barrier, broadcast_object, cleanup, init_distributed
 from addressclip.evaluate import encode_texts, predict, score
 from addressclip.losses import ADDRESS_TOKENS, CAPTION_TOKENS, COORDS, AddressCLIPLoss, LossWeights
-from addressclip.model import (AddressCLIP, CheckpointError, apply_locks, count_parameters, create_clip,
-                               load_weights)
+from addressclip.model import (
+    AddressCLIP,
+    CheckpointError,
+    apply_locks,
+    count_parameters,
+    create_clip,
+    load_weights,
+)
 from addressclip.precision import autocast, grad_scaler, resolve_precision
 from addressclip.scheduler import lr_at, set_lr
 from data_gen.dataset import load_dataset_dir
@@ -55,7 +67,7 @@ def prepare_dataset(cfg: Config, env: DistEnv):
     root = cfg.dataset_root
     if cfg.uses_embedded_data and not (root / "meta.json").is_file():
         if env.is_master:
-            from data_gen.build import ensure_embedded     # (the builder's imports only when needed)
+            from data_gen.build import ensure_embedded  # (the builder's imports only when needed)
             log.info("building the embedded dataset in %s (seed %d)", root, cfg.data.build_seed)
             ensure_embedded(root, seed=cfg.data.build_seed)
         barrier()

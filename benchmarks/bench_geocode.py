@@ -25,9 +25,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import shapely
 
-from data_gen.reverse_geocoder import ReverseGeocoder
 from data_gen.osm import embedded_extract_path, read_city
 from data_gen.partition import initial_pieces
+from data_gen.reverse_geocoder import ReverseGeocoder
 from ial_core.config import option, parse_config
 
 

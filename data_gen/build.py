@@ -30,15 +30,15 @@ import numpy as np
 
 from data_gen import addresses as fmt
 from data_gen.card import card_text, plot_map
-from ial_core.config import option, option_from, parse_config
-from ial_core.errors import DataError, SkipReport, exit_2_on, handle
-from data_gen.reverse_geocoder import DEFAULT_MAX_DISTANCE_M, MAX_DISTANCE_HELP, ReverseGeocoder
 from data_gen.osm import CityMap, embedded_extract_path, read_city
 from data_gen.partition import PartitionConfig, Piece, finalise, initial_pieces, merge_small
+from data_gen.reverse_geocoder import DEFAULT_MAX_DISTANCE_M, MAX_DISTANCE_HELP, ReverseGeocoder
 from data_gen.sampling import sample_along_streets
 from data_gen.schema import SCHEMA_VERSION, SPLITS
 from data_gen.splits import assign_splits
 from data_gen.writer import staging_folder, write_dataset
+from ial_core.config import option, option_from, parse_config
+from ial_core.errors import DataError, SkipReport, exit_2_on, handle
 
 DEFAULT_OUT = Path("runs/helsinki/data")
 

@@ -37,16 +37,28 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data_gen.addresses import full_address
-from ial_core.config import option, parse_config
 from data_gen.dataset import IALDataset, load_dataset_dir
-from ial_core.errors import DataError, exit_2_on
+
 # The question bank (one place for training, inference and the QA harness); its names stay
 # importable from here.
-from data_gen.questions import (ADDRESS_ANSWERS, ADDRESS_QUESTIONS, DISTRICT_ANSWERS,  # noqa: F401
-                                DISTRICT_QUESTIONS, SCENE_FOLLOWUPS, STREET_ANSWERS,
-                                STREET_FOLLOWUPS, UNANSWERABLE, decorate, load_candidates,
-                                street_label, with_candidates, without_candidates)
+from data_gen.questions import (  # noqa: F401
+    ADDRESS_ANSWERS,
+    ADDRESS_QUESTIONS,
+    DISTRICT_ANSWERS,
+    DISTRICT_QUESTIONS,
+    SCENE_FOLLOWUPS,
+    STREET_ANSWERS,
+    STREET_FOLLOWUPS,
+    UNANSWERABLE,
+    decorate,
+    load_candidates,
+    street_label,
+    with_candidates,
+    without_candidates,
+)
 from data_gen.schema import SPLITS
+from ial_core.config import option, parse_config
+from ial_core.errors import DataError, exit_2_on
 from ial_core.files import atomic_dir, write_json
 
 IMAGE_TOKEN = "<image>"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import datasets
 
+from data_gen.schema import SCHEMA_VERSION
 from ial_core.errors import DataError
 from ial_core.paths import resolve_in_root
-from data_gen.schema import SCHEMA_VERSION
 
 
 @dataclass

@@ -36,7 +36,7 @@ class UTMProjection:
     epsg: int
 
     @classmethod
-    def for_points(cls, lon, lat) -> "UTMProjection":
+    def for_points(cls, lon, lat) -> UTMProjection:
         return cls(utm_epsg(float(np.mean(lon)), float(np.mean(lat))))
 
     @property

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ial_core.config import option, option_from, parse_config
 from data_gen.csvtable import number_in_range, read_rows
-from ial_core.errors import DataError, SkipReport, exit_2_on, handle
-from ial_core.files import atomic_file
-from data_gen.reverse_geocoder import DEFAULT_MAX_DISTANCE_M, MAX_DISTANCE_HELP, ReverseGeocoder
 from data_gen.osm import embedded_extract_path, read_city
 from data_gen.partition import PartitionConfig, finalise, initial_pieces, merge_small
+from data_gen.reverse_geocoder import DEFAULT_MAX_DISTANCE_M, MAX_DISTANCE_HELP, ReverseGeocoder
+from ial_core.config import option, option_from, parse_config
+from ial_core.errors import DataError, SkipReport, exit_2_on, handle
+from ial_core.files import atomic_file
 
 OUTPUT_COLUMNS = ("street", "sub_street", "district", "city", "distance_m")
 

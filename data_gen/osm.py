@@ -27,8 +27,8 @@ import osmium
 import shapely
 
 from data_gen.districts import District, build_districts
-from ial_core.errors import DataError
 from data_gen.geo import UTMProjection
+from ial_core.errors import DataError
 
 # Streets people give as addresses: the drivable network plus pedestrian and living streets.
 STREET_HIGHWAYS = ("motorway", "trunk", "primary", "secondary", "tertiary", "unclassified",

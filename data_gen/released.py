@@ -45,19 +45,36 @@ from pathlib import Path
 import numpy as np
 
 from data_gen import addresses as addr
-from ial_core.config import option, parse_config
-from ial_core.errors import DataError, SkipReport, exit_2_on, skip_or_raise, tagged_error
-from ial_core.paths import resolve_in_root
 from data_gen.released_annotations import (  # noqa: F401  (the reader's public names, re-exported)
-    CANONICAL_FORMS, DEFAULT_ORDER, ROLES, ReleasedAnnotations, ReleasedRecord, detect_order,
-    parse_canonical, parse_canonical_form, parse_field_order, read_released_annotations)
+    CANONICAL_FORMS,
+    DEFAULT_ORDER,
+    ROLES,
+    ReleasedAnnotations,
+    ReleasedRecord,
+    detect_order,
+    parse_canonical,
+    parse_canonical_form,
+    parse_field_order,
+    read_released_annotations,
+)
 from data_gen.released_coords import (  # noqa: F401
-    HEADING_NOTE, SFXL_FILENAMES, Coordinates, heading_from_name, lookup_coordinates,
-    merge_coordinates, read_coordinates, read_utm_coordinates, utm_crs)
-from data_gen.released_coords import _check_utm_range
+    HEADING_NOTE,
+    SFXL_FILENAMES,
+    Coordinates,
+    _check_utm_range,
+    heading_from_name,
+    lookup_coordinates,
+    merge_coordinates,
+    read_coordinates,
+    read_utm_coordinates,
+    utm_crs,
+)
 from data_gen.schema import SCHEMA_VERSION
 from data_gen.splits import assign_splits
 from data_gen.writer import check_out_dir, staging_folder, write_dataset
+from ial_core.config import option, parse_config
+from ial_core.errors import DataError, SkipReport, exit_2_on, skip_or_raise, tagged_error
+from ial_core.paths import resolve_in_root
 
 INPUT_SPLITS = ("train", "val", "test", "database")      # as written in the dataset folder
 SPLIT_ALIASES = {"queries": "test"}                      # the released files' names

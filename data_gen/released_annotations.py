@@ -20,8 +20,8 @@ import collections
 import functools
 import json
 import re
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 from data_gen import addresses as addr
 from ial_core.errors import DataError, SkipReport, handle, skip_or_raise, tagged_error
@@ -196,7 +196,7 @@ def detect_order(values) -> tuple[str, str, str] | None:
     return _order_from_kinds(tuple(map(_field_kind, values)))
 
 
-@functools.lru_cache(maxsize=None)      # at most a few hundred kind triples exist
+@functools.cache      # at most a few hundred kind triples exist
 def _order_from_kinds(kinds: tuple[int, ...]) -> tuple[str, str, str] | None:
     verbose = [i for i, k in enumerate(kinds) if k == _VERBOSE]
     scores = [max(k, 0) for k in kinds]
@@ -324,7 +324,7 @@ def _majority(counter: collections.Counter) -> tuple[str, str, str]:
     return min(counter, key=lambda order: (-counter[order], order != DEFAULT_ORDER, order))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _positions(order: tuple[str, str, str]) -> tuple[int, int, int]:
     """Where caption, verbose and canonical sit under ``order``."""
     return order.index("caption"), order.index("verbose"), order.index("canonical")

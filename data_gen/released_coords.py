@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ial_core.errors import DataError, SkipReport, handle, tagged_error as _error
+from ial_core.errors import DataError, SkipReport, handle
+from ial_core.errors import tagged_error as _error
 
 _IMAGE_NAMES = {"image", "images", "path", "file", "filename", "file_name", "image_path", "img", "name",
                 "imagefn", "image_fn", "dbimagefns", "qimagefns"}

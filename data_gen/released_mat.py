@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ial_core.errors import DataError, SkipReport, handle
 from data_gen.released_coords import Coordinates, normalise_key
+from ial_core.errors import DataError, SkipReport, handle
 
 _DB_FIELDS = (("dbImage", "utmDb"), ("qImage", "utmQ"))
 

@@ -15,8 +15,8 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from ial_core.errors import DataError, SkipReport, handle, tagged_error
 from data_gen.released_coords import SFXL_FILENAMES, Coordinates
+from ial_core.errors import DataError, SkipReport, handle, tagged_error
 
 MAX_DISAGREEMENT_M = 50.0
 _BANDS = "CDEFGHJKLMNPQRSTUVWX"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ial_core.errors import DataError, SkipReport
 from data_gen.schema import COORDINATE_COLUMNS, FEATURES
+from ial_core.errors import DataError, SkipReport
 from ial_core.files import atomic_dir, write_json
 
 HF_BATCH_ROWS = 20_000     # rows per Arrow record batch in hf/

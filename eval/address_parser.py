@@ -50,7 +50,8 @@ case, accents, punctuation and possessives folded) and probes the tables. Rules,
   by a street type ("Boston Street" is a street) nor part of a longer name ("Carnegie Mellon
   University") and, first in a sentence, only when a comma follows ("Nice, France", not "Nice
   view"). A place named in a comparison ("similar streets exist in Chicago", "typical of London")
-  does not count unless the street is compared too ("it resembles Fifth Avenue in New York"). Regions other than US states and
+  does not count unless the street is compared too ("it resembles Fifth Avenue in New York").
+  Regions other than US states and
   countries count only as a whole ", Region" element; abbreviations ("PA", "USA") only in capitals.
   Such an answer is ``kind="other_city"`` and names no street or district of this city: "Fifth
   Avenue, New York" is not Pittsburgh's.

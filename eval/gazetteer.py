@@ -77,7 +77,7 @@ class Gazetteer:
     # ---- sources -------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path) -> "Gazetteer":
+    def load(cls, path: str | Path) -> Gazetteer:
         """A dataset folder, a ``.json`` gazetteer or an ``.osm.pbf``/``.osm`` extract."""
         path = Path(path)
         if path.is_dir():
@@ -91,7 +91,7 @@ class Gazetteer:
                         "(.osm.pbf/.osm)", path=path)
 
     @classmethod
-    def from_dataset(cls, ial) -> "Gazetteer":
+    def from_dataset(cls, ial) -> Gazetteer:
         """From a built dataset (:class:`data_gen.dataset.IALDataset`)."""
         subs = []
         for i, rec in enumerate(ial.sub_streets):
@@ -117,7 +117,7 @@ class Gazetteer:
         return gaz
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "Gazetteer":
+    def from_json(cls, path: str | Path) -> Gazetteer:
         path = Path(path)
         try:
             doc = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -149,7 +149,7 @@ class Gazetteer:
         return gaz
 
     @classmethod
-    def from_osm(cls, path: str | Path, *, city: str | None = None) -> "Gazetteer":
+    def from_osm(cls, path: str | Path, *, city: str | None = None) -> Gazetteer:
         """Streets (with geometry in the extract's UTM zone) and districts of an OSM extract."""
         from data_gen.osm import read_city
 

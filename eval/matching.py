@@ -11,7 +11,8 @@ Built once per name list, used for every answer (the tables are the expensive pa
   without its street type or compound suffix, :func:`eval.normalize.core`; when the span's own
   suffix is misspelt, its letters before the name's suffix length): "Grand Street" is as close to
   "Grant Street" as a typo, but "grand" is not "grant", while "Aleksanterinktau" keeps its core.
-  Names whose core is shorter than ``min_fuzzy_chars`` match only exactly, and spans may not begin or end with a function word or
+  Names whose core is shorter than ``min_fuzzy_chars`` match only exactly, and spans may not
+  begin or end with a function word or
   begin with a number, so short common words never match a name by accident.
 
 Speed (``benchmarks/bench_qa_parse.py``): the exact probe stops as soon as a span is no prefix of
@@ -55,7 +56,7 @@ class Match:
     score: float     # 100 for an exact hit
     chars: int       # length of the matched span's compact key (the "longest" in preferences)
 
-    def overlaps(self, other: "Match") -> bool:
+    def overlaps(self, other: Match) -> bool:
         return self.start < other.end and other.start < self.end
 
 

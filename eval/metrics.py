@@ -83,7 +83,8 @@ def score_items(refs: list[Reference], parsed: list[ParsedAnswer | None],
     any_guess = flags(p is not None and key(r.street) in {key(g) for g in (p.guesses or [p.street])}
                       for p, r in zip(parsed, refs))
     return ItemScores(
-        street=street, street_any_guess=any_guess | street, district=district, address=street & district, sub_street=street & cross_ok,
+        street=street, street_any_guess=any_guess | street, district=district, address=street & district,
+        sub_street=street & cross_ok,
         cross_given=flags(pc is not None for pc in pred_cross),
         refusal=flags(k == "refusal" for k in kinds), no_street=flags(ps is None for ps in pred_street),
         other_city=flags(k == "other_city" for k in kinds), error=flags(p is None for p in parsed),

@@ -33,7 +33,7 @@ class PlaceModel:
 
     @classmethod
     def build(cls, city: str, aliases, region: str | None, country: str | None,
-              world: WorldPlaces) -> "PlaceModel":
+              world: WorldPlaces) -> PlaceModel:
         region_places = _resolve(region, "region", world)
         country_code = _country_code(country, world)
         if country_code is None and region_places:

@@ -42,8 +42,8 @@ COMMON_WORD_PLACES = frozenset({
     "independence", "liberty", "commerce", "industry", "enterprise", "opportunity", "mobile",
     "reading", "nice", "split", "orange", "bath", "deal", "sale", "march", "hope", "spring",
     "harmony", "victory", "progress", "republic", "pleasant", "fairview", "riverside", "midway",
-    "marina", "vista", "delta", "plaza", "downtown", "mall", "university", "college", "university",
-    "market", "bridge", "park", "garden", "gardens", "station", "harbor", "harbour", "port",
+    "marina", "vista", "delta", "plaza", "downtown", "mall", "university", "college", "market",
+    "bridge", "park", "garden", "gardens", "station", "harbor", "harbour", "port",
 })
 _LATIN = re.compile(r"^[A-Za-z\u00C0-\u024F' .\-]+$")
 

@@ -27,13 +27,9 @@ from pathlib import Path
 if __package__ in (None, ""):   # `python eval/qa_eval.py`: import the package, not the folder
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from ial_core.config import parse_config  # noqa: E402
-from ial_core.errors import DataError, exit_2_on  # noqa: E402
-from data_gen.questions import (load_candidates, prompt_set, with_candidates,  # noqa: E402
-                                without_candidates)
+from data_gen.questions import load_candidates, prompt_set, with_candidates, without_candidates  # noqa: E402
 from eval.address_parser import AddressParser  # noqa: E402
-from eval.backends import (BASELINE_PREFIX, Item, RunSpecError, build_backend,  # noqa: E402
-                           runs_from_config)
+from eval.backends import BASELINE_PREFIX, Item, RunSpecError, build_backend, runs_from_config  # noqa: E402
 from eval.backends.baselines import baselines  # noqa: E402
 from eval.config import QAEvalConfig  # noqa: E402
 from eval.gazetteer import Gazetteer  # noqa: E402
@@ -42,6 +38,8 @@ from eval.normalize import compact  # noqa: E402
 from eval.references import References, from_dataset, from_jsonl  # noqa: E402
 from eval.report import markdown, run_entry, write_reports  # noqa: E402
 from eval.runner import run_backend  # noqa: E402
+from ial_core.config import parse_config  # noqa: E402
+from ial_core.errors import DataError, exit_2_on  # noqa: E402
 
 log = logging.getLogger("eval.qa_eval")
 

@@ -27,7 +27,7 @@ class StreetNetwork:
     bounds: tuple[float, float, float, float]
 
     @classmethod
-    def from_addresses(cls, addresses: dict) -> "StreetNetwork | None":
+    def from_addresses(cls, addresses: dict) -> StreetNetwork | None:
         """None when the file has no geometry (e.g. released annotation sets)."""
         import shapely
         recs = [r for r in addresses.get("sub_streets", []) if r.get("geometry_wkt")]

@@ -5,7 +5,8 @@ defaults and whose ``metadata["help"]`` is the flag's help (:func:`option`). :fu
 parses them with transformers' ``HfArgumentParser``:
 
 - flags are the field names, ``--batch_size`` (``--batch-size`` is accepted too);
-- booleans are spelled ``--flag true`` / ``--flag false`` (``--flag`` alone means true);
+- booleans are spelled ``--flag true`` / ``--flag false`` (``--flag`` alone means true; there is
+  no ``--no_flag``);
 - an optional field (``int | None``...) is set to None with ``--field none``;
 - ``--config FILE.yaml`` supplies values first and flags on the command line override them. The
   file is a flat mapping of field names, or a mapping of section names to such mappings when the
@@ -118,12 +119,27 @@ def build_parser(classes: Sequence[type], *, description: str = "", prog: str | 
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML file of settings; command-line flags override it")
     _accept_none(parser, classes)
+    _drop_negations(parser)
     _make_positional(parser, positional)
     return parser
 
 
+def _drop_negations(parser) -> None:
+    """Remove the ``--no_flag`` twins HfArgumentParser adds for booleans that default to true: the
+    toolkit spells every boolean one way, ``--flag false``, so a second spelling is an error."""
+    for action in list(parser._actions):
+        names = action.option_strings
+        if names and action.const is False and all(n.startswith(("--no_", "--no-")) for n in names):
+            parser._remove_action(action)
+            for name in names:
+                parser._option_string_actions.pop(name, None)
+            for group in parser._action_groups:
+                if action in group._group_actions:
+                    group._group_actions.remove(action)
+
+
 def _explicit_flags(parser, argv: Sequence[str]) -> set[str]:
-    """Names of the fields that ``argv`` sets (``--name value``, ``--name=value``, ``--no_name``)."""
+    """Names of the fields that ``argv`` sets (``--name value``, ``--name=value``)."""
     by_option = {opt: action.dest for action in parser._actions for opt in action.option_strings}
     named = set()
     for token in argv:

@@ -8,7 +8,6 @@ from pathlib import Path, PurePosixPath
 
 from ial_core.errors import DataError
 
-
 # Already normal: ASCII segments separated by single "/", none empty or starting with "." (so no
 # "..", "./", leading "/", drive letter or backslash). Such paths are returned as they are, without
 # the PurePosixPath round trip (millions of keys in the released benchmarks).

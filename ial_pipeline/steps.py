@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable
 
 from ial_core.launch import cuda_devices, default_processes, device_env, device_flags, launch_command
 from ial_pipeline.config import REAL_LMS, PipelineConfig
@@ -35,7 +35,7 @@ class Paths:
     data: Path
 
     @classmethod
-    def of(cls, cfg: PipelineConfig) -> "Paths":
+    def of(cls, cfg: PipelineConfig) -> Paths:
         return cls(Path(cfg.root), Path(cfg.data) if cfg.data else Path(cfg.root) / "data")
 
     @property

@@ -30,8 +30,15 @@ import torch
 
 from ial_core.config import option
 from llava_ial.layout import save_full
-from llava_ial.template import (IMAGE_TOKEN, PAD_TOKEN, TURN_END, TURN_START, accept_content_parts,
-                                adds_bos, chat_template)
+from llava_ial.template import (
+    IMAGE_TOKEN,
+    PAD_TOKEN,
+    TURN_END,
+    TURN_START,
+    accept_content_parts,
+    adds_bos,
+    chat_template,
+)
 
 # Vision towers vLLM's LLaVA implementation accepts, and the extra (CLS) tokens each puts in front.
 VISION_MODEL_TYPES = {"clip_vision_model": 1, "siglip_vision_model": 0}
@@ -194,8 +201,14 @@ def check_servable(lm, lm_dir: Path) -> None:
 def compose(cfg: ComposeConfig):
     """Build the in-memory ``LlavaForConditionalGeneration`` and its ``LlavaProcessor``; the ids of
     the template tokens added to the vocabulary are in ``model.new_token_ids``."""
-    from transformers import (AutoImageProcessor, AutoModelForCausalLM, AutoTokenizer, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        AutoImageProcessor,
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
     vision_dir, lm_dir = Path(cfg.vision), Path(cfg.lm)

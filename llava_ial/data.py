@@ -28,8 +28,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from ial_core.errors import DataError
-from ial_core.paths import resolve_in_root, safe_relative_path
 from ial_core.images import open_rgb
+from ial_core.paths import resolve_in_root, safe_relative_path
 from llava_ial.template import IMAGE_TOKEN, llava_to_messages, marks_generation
 
 IGNORE_INDEX = -100

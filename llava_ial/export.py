@@ -47,6 +47,7 @@ def probe_logits(model, processor) -> torch.Tensor:
     image and the prompt), and the whole vocabulary at every position would cost more memory than
     the weights of a small LM."""
     from PIL import Image
+
     from llava_ial.inference import DEFAULT_QUESTION
     from llava_ial.template import encode_prompts, user_message
     g = torch.Generator().manual_seed(0)

@@ -28,7 +28,6 @@ from safetensors.torch import save_file
 
 from ial_core.files import atomic_dir
 
-
 META_FILE = "llava_ial.json"
 KINDS = ("full", "lora", "projector")
 PROJECTOR_FILE = "projector.safetensors"

@@ -85,6 +85,7 @@ def make_bos_llama_dir(out: str | Path, *, hidden_size: int = 64, layers: int = 
     """A tiny random ``LlamaForCausalLM`` with a real Llama tokenizer that adds BOS (as Llama-2,
     Mistral and Vicuna folders do) and a Mistral-style instruct chat template; untied head."""
     import shutil
+
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizerFast
     out = Path(out)
     with atomic_dir(out) as tmp:

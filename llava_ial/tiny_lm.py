@@ -19,7 +19,7 @@ import yaml
 
 from ial_core.config import option
 from ial_core.files import atomic_dir
-from llava_ial.tokenizer import train_tokenizer, corpus_texts
+from llava_ial.tokenizer import corpus_texts, train_tokenizer
 
 REGISTRY_DIR = Path(__file__).with_name("registry")
 

@@ -30,14 +30,22 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoProcessor, Trainer
 
+from ial_core.checkpoints import file_problem
+from ial_core.files import atomic_dir, publish, write_text
 from llava_ial.compose import num_image_tokens
 from llava_ial.config import parse_args
 from llava_ial.data import Collator, ConversationDataset
-from ial_core.checkpoints import file_problem
-from ial_core.files import atomic_dir, publish, write_text
 from llava_ial.layout import PROJECTOR_FILE, read_meta, save_full, write_meta
-from llava_ial.model import (apply_lora, base_of, count_trainable, load_llava, load_projector,
-                             part_of, projector_state_dict, set_trainable)
+from llava_ial.model import (
+    apply_lora,
+    base_of,
+    count_trainable,
+    load_llava,
+    load_projector,
+    part_of,
+    projector_state_dict,
+    set_trainable,
+)
 
 log = logging.getLogger("llava_ial.train")
 # A pretrained projector must arrive bit-exact, up to the one rounding into the model's dtype

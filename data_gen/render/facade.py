@@ -15,12 +15,21 @@ import numpy as np
 
 from .canvas import Canvas
 from .colors import colour_name, mix, shade
-from .draw import Camera, landmark, lamp, tree, vehicle_side
+from .draw import Camera, lamp, landmark, tree, vehicle_side
 from .nuisance import Nuisance
 from .perspective import COPPER, LIT, MARKING, RAIL, WINDOW_ROWS, WIRE, building_height
 from .spec import ViewSpec
-from .style import (TALL_LANDMARKS, TREE_COLOURS, DistrictStyle, Landmark, Parcel, StreetStyle,
-                    landmarks_between, parcels_between, trees_at)
+from .style import (
+    TALL_LANDMARKS,
+    TREE_COLOURS,
+    DistrictStyle,
+    Landmark,
+    Parcel,
+    StreetStyle,
+    landmarks_between,
+    parcels_between,
+    trees_at,
+)
 from .textures import LABEL_ID
 
 CAM_H = 1.8

@@ -13,12 +13,21 @@ from dataclasses import dataclass
 
 from .canvas import Canvas
 from .colors import RGB, colour_name, shade
-from .draw import Camera, landmark, lamp, tree, vehicle_rear
+from .draw import Camera, lamp, landmark, tree, vehicle_rear
 from .hashing import unit_floats
 from .nuisance import Nuisance
 from .spec import ViewSpec
-from .style import (TALL_LANDMARKS, TREE_COLOURS, DistrictStyle, Landmark, Parcel, StreetStyle,
-                    landmarks_between, parcels_between, trees_at)
+from .style import (
+    TALL_LANDMARKS,
+    TREE_COLOURS,
+    DistrictStyle,
+    Landmark,
+    Parcel,
+    StreetStyle,
+    landmarks_between,
+    parcels_between,
+    trees_at,
+)
 from .textures import LABEL_ID, LANDMARK_LABELS
 
 Z_NEAR = 0.8

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eval.backends.base import Backend, BackendError, Item, Result
 from eval.backends.addressclip import AddressCLIPBackend
 from eval.backends.answers import AnswersBackend
+from eval.backends.base import Backend, BackendError, Item, Result
 from eval.backends.hf import HFBackend
 from eval.backends.openai import OpenAIBackend
 
@@ -73,7 +73,7 @@ def parse_run(text: str) -> RunSpec:
     return RunSpec(name or cls.default_name(target), backend, target, base_url)
 
 
-def runs_from_config(cfg: "QAEvalConfig") -> list[RunSpec]:
+def runs_from_config(cfg: QAEvalConfig) -> list[RunSpec]:
     """The runs ``--backend`` and ``--run`` ask for, with unique, file-safe names."""
     specs: list[RunSpec] = []
     if cfg.backend is not None:
@@ -90,7 +90,7 @@ def runs_from_config(cfg: "QAEvalConfig") -> list[RunSpec]:
     return _unique(specs)
 
 
-def build_backend(spec: RunSpec, cfg: "QAEvalConfig", *, cache_dir: Path) -> Backend:
+def build_backend(spec: RunSpec, cfg: QAEvalConfig, *, cache_dir: Path) -> Backend:
     if spec.backend not in BACKENDS:
         raise RunSpecError(f"unknown backend {spec.backend!r}")
     return BACKENDS[spec.backend].from_config(spec.target, cfg, base_url=spec.base_url,

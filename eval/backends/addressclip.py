@@ -31,7 +31,7 @@ class AddressCLIPBackend(Backend):
         return "addressclip"
 
     @classmethod
-    def from_config(cls, target, cfg, *, base_url, cache_dir) -> "AddressCLIPBackend":
+    def from_config(cls, target, cfg, *, base_url, cache_dir) -> AddressCLIPBackend:
         return cls(target, data=cfg.data, split=cfg.split, checkpoint=cfg.addressclip_checkpoint,
                    batch_size=cfg.batch_size, device=cfg.device, cache_dir=cache_dir)
 
@@ -107,7 +107,7 @@ def _records_by_address(ial, candidates) -> list[dict]:
 
 
 def _answer(rec: dict, city: str) -> str:
-    from eval.gazetteer import cross_street_names     # (shapely: only when this backend runs)
+    from eval.gazetteer import cross_street_names  # (shapely: only when this backend runs)
 
     cross = "/".join(cross_street_names(rec.get("cross_street")))
     place = f"{rec['street']} & {cross}" if cross else rec["street"]

@@ -32,7 +32,7 @@ class AnswersBackend(Backend):
         return path.name[:-len(".jsonl")] if path.name.endswith(".jsonl") else path.stem
 
     @classmethod
-    def from_config(cls, target, cfg, *, base_url, cache_dir) -> "AnswersBackend":
+    def from_config(cls, target, cfg, *, base_url, cache_dir) -> AnswersBackend:
         return cls(target)
 
     def __init__(self, path: str | Path):

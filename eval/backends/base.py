@@ -59,7 +59,7 @@ class Backend(ABC):
     target_flag: str = ""
 
     @classmethod
-    def flag_targets(cls, cfg: "QAEvalConfig") -> list[str]:
+    def flag_targets(cls, cfg: QAEvalConfig) -> list[str]:
         """The targets ``--backend KIND`` takes from the settings (empty ones are dropped)."""
         return []
 
@@ -74,8 +74,8 @@ class Backend(ABC):
         return Path(target).name or cls.kind
 
     @classmethod
-    def from_config(cls, target: str, cfg: "QAEvalConfig", *, base_url: str | None,
-                    cache_dir: Path) -> "Backend":
+    def from_config(cls, target: str, cfg: QAEvalConfig, *, base_url: str | None,
+                    cache_dir: Path) -> Backend:
         """The backend of one run, its options taken from the settings."""
         raise NotImplementedError(f"backend {cls.kind!r} cannot be chosen by --run")
 
@@ -87,7 +87,7 @@ class Backend(ABC):
     def generate(self, items: Sequence[Item]) -> Iterator[Result]:
         """One result per item, in any order, as soon as each is ready."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a backend holding nothing leaves it empty
         """Free models, threads or connections."""
 
 

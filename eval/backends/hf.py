@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ial_core.config import option
 from eval.backends.base import Backend, BackendError, Item, Result, split_by_image
+from ial_core.config import option
 
 
 @dataclass
@@ -33,7 +33,7 @@ class HFBackend(Backend):
         return [cfg.model]
 
     @classmethod
-    def from_config(cls, target, cfg, *, base_url, cache_dir) -> "HFBackend":
+    def from_config(cls, target, cfg, *, base_url, cache_dir) -> HFBackend:
         return cls(target, max_new_tokens=cfg.max_new_tokens, options=cfg.hf_options())
 
     def __init__(self, model_dir: str | Path, *, max_new_tokens: int, options: HFOptions):

@@ -28,8 +28,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from ial_core.config import option
 from eval.backends.base import Backend, Item, Result, split_by_image
+from ial_core.config import option
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
@@ -63,7 +63,7 @@ class OpenAIBackend(Backend):
         return (m.group(1), m.group(2)) if m else (target, None)
 
     @classmethod
-    def from_config(cls, target, cfg, *, base_url, cache_dir) -> "OpenAIBackend":
+    def from_config(cls, target, cfg, *, base_url, cache_dir) -> OpenAIBackend:
         return cls(target, max_tokens=cfg.max_new_tokens, options=cfg.openai_options(base_url))
 
     def __init__(self, model: str, *, max_tokens: int, options: OpenAIOptions):

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from addressclip.ablation import (AblationError, SeedRun, load_row, paired_difference, read_predictions,
-                                  table)
+from addressclip.ablation import AblationError, SeedRun, load_row, paired_difference, read_predictions, table
 
 KEYS = ("ssa@1", "ssa@5", "sa@1", "sa@5")
 

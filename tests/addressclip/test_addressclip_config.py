@@ -8,8 +8,7 @@ import math
 import pytest
 import yaml
 
-from addressclip.config import (MODEL_DEFAULTS, TINY_MODEL, Config, ConfigError, merge_for_resume,
-                                parse_args)
+from addressclip.config import MODEL_DEFAULTS, TINY_MODEL, Config, ConfigError, merge_for_resume, parse_args
 from addressclip.scheduler import lr_at
 
 

@@ -11,8 +11,8 @@ from PIL import Image
 from addressclip.data import CandidateSet, EpochBatchSampler, IALImageDataset
 from addressclip.evaluate import score
 from data_gen.dataset import load_dataset_dir
-from ial_core.errors import DataError
 from helpers.synthetic import make_synthetic_dataset
+from ial_core.errors import DataError
 
 PRE = {"size": (64, 64), "mode": "RGB", "mean": (0.48145466, 0.4578275, 0.40821073),
        "std": (0.26862954, 0.26130258, 0.27577711), "interpolation": "bicubic",

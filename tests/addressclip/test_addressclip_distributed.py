@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from addressclip.losses import AddressCLIPLoss, LossWeights
+from ial_core.launch import free_port
 
 GLOBAL_BATCH = 8
 
@@ -65,12 +65,6 @@ def _rank_main(rank: int, world: int, store: str, out: str):
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_ranks_match_one_process_on_the_global_batch(tmp_path):
     out = tmp_path / "rank0.pt"
     mp.spawn(_rank_main, args=(2, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
@@ -92,7 +86,7 @@ def test_two_ranks_match_one_process_on_the_global_batch(tmp_path):
 def test_torchrun_two_cpu_processes_train(synthetic_dataset, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(_free_port()), "-m", "addressclip.train",
+           "--master_port", str(free_port()), "-m", "addressclip.train",
            "--data", str(synthetic_dataset), "--out", str(run), "--epochs", "1", "--batch-size", "8",
            "--workers", "0", "--progress", "false", "--val-split", "none"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

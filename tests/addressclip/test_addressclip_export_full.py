@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_zero_shot_pipeline_ranks_like_evaluate_on_the_embedded_city(small_city, tmp_path):
     from transformers import AutoImageProcessor, pipeline
+
     from data_gen.dataset import load_dataset_dir
     torch.manual_seed(0)
     clip, cfg = create_clip("AddressCLIP-Tiny")

@@ -8,9 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from addressclip.losses import (AddressCLIPLoss, LossWeights, contrastive_loss, feature_distance_matrix,
-                                geography_matrix, image_address_loss, image_caption_loss,
-                                image_geography_loss)
+from addressclip.losses import (
+    AddressCLIPLoss,
+    LossWeights,
+    contrastive_loss,
+    feature_distance_matrix,
+    geography_matrix,
+    image_address_loss,
+    image_caption_loss,
+    image_geography_loss,
+)
 
 E = math.e
 

@@ -12,8 +12,17 @@ import torch
 from safetensors.torch import save_file
 
 from addressclip.checkpoint import save_model_dir
-from addressclip.model import (REGISTRY_DIR, AddressCLIP, CheckpointError, apply_locks, count_parameters,
-                               create_clip, encode_text, load_clip_dir, resolve_quick_gelu)
+from addressclip.model import (
+    REGISTRY_DIR,
+    AddressCLIP,
+    CheckpointError,
+    apply_locks,
+    count_parameters,
+    create_clip,
+    encode_text,
+    load_clip_dir,
+    resolve_quick_gelu,
+)
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +171,7 @@ def test_openai_release_file_gets_quick_gelu_by_its_hash(tmp_path, monkeypatch):
     """OpenAI's own ViT-B-32.pt, known by the SHA-256 in its download URL, gets QuickGELU without
     --force-quick-gelu; any other file of the same model keeps plain GELU (with the warning)."""
     import hashlib
+
     from addressclip import model as m
     release = tmp_path / "ViT-B-32.pt"
     release.write_bytes(b"stand-in for OpenAI's release file")
@@ -246,7 +256,7 @@ def test_length_grouped_training_losses_equal_todays(name):
     for grouped in (False, True):
         model = AddressCLIP(clip, text_length_groups=grouped)
         calls = []
-        hook = clip.transformer.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[:2]))
+        hook = clip.transformer.register_forward_hook(lambda m, a, o, calls=calls: calls.append(a[0].shape[:2]))
         losses = batch_losses(model, loss_fn, batch, cand_tokens, torch.device("cpu"))
         grads = torch.autograd.grad(losses["total"], [clip.token_embedding.weight, clip.visual.conv1.weight])
         hook.remove()

@@ -10,8 +10,15 @@ import pytest
 import torch
 
 from addressclip.calibration import Calibration
-from addressclip.open_set import (OPEN_SET_FILE, OpenSetError, auroc, fit_open_set, load_open_set,
-                                  probe_image, save_open_set)
+from addressclip.open_set import (
+    OPEN_SET_FILE,
+    OpenSetError,
+    auroc,
+    fit_open_set,
+    load_open_set,
+    probe_image,
+    save_open_set,
+)
 from addressclip.predict import AddressPredictor, Candidate
 
 D, C = 16, 6

@@ -11,9 +11,15 @@ import pytest
 import torch
 from pyproj import Transformer
 
-from addressclip.calibration import (Calibration, choose_threshold, expected_calibration_error,
-                                     fit_temperature, softmax)
-from addressclip.predict import AddressPredictor, group_mean, load_candidates, main as predict_main
+from addressclip.calibration import (
+    Calibration,
+    choose_threshold,
+    expected_calibration_error,
+    fit_temperature,
+    softmax,
+)
+from addressclip.predict import AddressPredictor, group_mean, load_candidates
+from addressclip.predict import main as predict_main
 from ial_core.errors import DataError
 
 # An L-shaped street in UTM 35N (central Helsinki): 400 m east, then 200 m north. Its centroid is
@@ -221,9 +227,9 @@ def test_predictor_loads_the_export_and_agrees_with_the_run(trained_run, synthet
     from addressclip.calibration import Calibration
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
+    from addressclip.data import CandidateSet
     from addressclip.open_set import fit_open_set, probe_image, save_open_set
     from data_gen.dataset import load_dataset_dir
-    from addressclip.data import CandidateSet
     plain = AddressPredictor.from_pretrained(run, calibration=False)
     ial, rows, train = _split(synthetic_dataset, "train")
     score = fit_open_set("mahalanobis", plain.embed(train).numpy(),

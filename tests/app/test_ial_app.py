@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,7 @@ from PIL import Image
 from data_gen.questions import DESIGN_QUESTION
 from ial_app.map_svg import StreetNetwork, render_map
 from ial_app.uploads import UploadError, read_upload
+from ial_core.launch import free_port
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -104,12 +104,6 @@ def _browser_or_skip():
         pytest.skip(msg)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _EchoLLaVA(BaseHTTPRequestHandler):
     """OpenAI-compatible /v1/chat/completions that answers with the question it got."""
 
@@ -161,9 +155,10 @@ def test_app_in_headless_chromium(full_export, small_city, tmp_path):
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from data_gen.dataset import load_dataset_dir
     from ial_app.__main__ import build_state
     from ial_app.app import build_app, launch
-    from data_gen.dataset import load_dataset_dir
 
     llava = ThreadingHTTPServer(("127.0.0.1", 0), _EchoLLaVA)
     threading.Thread(target=llava.serve_forever, daemon=True).start()
@@ -171,7 +166,7 @@ def test_app_in_headless_chromium(full_export, small_city, tmp_path):
                         llava_server=f"http://127.0.0.1:{llava.server_port}/v1")
     assert len(state.examples) == 3                         # from the export's provenance dataset
     demo = build_app(state)
-    port = _free_port()
+    port = free_port()
     launch(demo, state, port=port, block=False,
            allowed_paths=sorted({str(Path(p).parent) for p in state.examples}))
     assert demo.analytics_enabled is False and not demo.share and demo.server_name == "127.0.0.1"
@@ -194,7 +189,9 @@ def test_app_in_headless_chromium(full_export, small_city, tmp_path):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     try:
         wait = WebDriverWait(driver, 90)
-        css = lambda sel: driver.find_elements(By.CSS_SELECTOR, sel)
+
+        def css(sel):
+            return driver.find_elements(By.CSS_SELECTOR, sel)
 
         def text_of(sel):
             found = css(sel)

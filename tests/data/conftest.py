@@ -10,8 +10,13 @@ from helpers.blip import WORDS
 @pytest.fixture(scope="module")
 def tiny_blip(tmp_path_factory):
     torch = pytest.importorskip("torch")
-    from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor,
-                              BlipProcessor)
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     d = tmp_path_factory.mktemp("tiny_blip")
     (d / "vocab.txt").write_text("\n".join(WORDS) + "\n", encoding="utf-8")

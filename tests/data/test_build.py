@@ -12,8 +12,8 @@ from PIL import Image
 
 from data_gen.build import BuildConfig, build, main
 from data_gen.dataset import load_dataset_dir
-from ial_core.errors import DataError
 from data_gen.schema import COLUMNS
+from ial_core.errors import DataError
 
 SMALL = dict(spacing_m=40.0, headings=2, image_size=64, workers=2)
 

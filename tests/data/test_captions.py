@@ -11,7 +11,6 @@ from helpers.blip import WORDS
 from ial_core.errors import DataError, SkipReport
 
 
-
 def _images(n: int = 3) -> list[Image.Image]:
     rng = np.random.default_rng(0)
     sizes = [(40, 50), (32, 32), (64, 48)]

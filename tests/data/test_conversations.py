@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers.synthetic import make_synthetic_dataset
-
 from data_gen import conversations as conv
 from data_gen.addresses import full_address
 from data_gen.dataset import load_dataset_dir
+from helpers.synthetic import make_synthetic_dataset
 from ial_core.errors import DataError
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 
-
 from data_gen.geocode import main
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ial_core.errors import DataError
 from data_gen.osm import read_city
+from ial_core.errors import DataError
 
 OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>
 <osm version="0.6" generator="test">

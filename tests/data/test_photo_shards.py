@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from PIL import Image
 from data_gen.build import BuildConfig, build
 from data_gen.dataset import load_dataset_dir
 from data_gen.photo_shards import read_shards
+from ial_core.launch import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,16 +38,10 @@ def _photos(tmp_path, helsinki, n=12):
     return photos, tmp_path / "gps.csv"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(photos, gps, work, *extra):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(_free_port()), "-m", "data_gen.photo_shards", "--images", str(photos),
+           "--master_port", str(free_port()), "-m", "data_gen.photo_shards", "--images", str(photos),
            "--gps-csv", str(gps), "--work", str(work), "--batch-size", "2", *extra]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
 

@@ -7,10 +7,9 @@ import json
 
 import pytest
 
-from helpers.synthetic import make_synthetic_dataset
-
 from data_gen import conversations as conv
 from data_gen import questions as q
+from helpers.synthetic import make_synthetic_dataset
 
 
 def test_one_question_constant_everywhere():
@@ -136,8 +135,9 @@ def test_training_candidate_lists_hold_the_truth(tmp_path):
         samples = json.loads((out / f"instruct_{split}.json").read_text(encoding="utf-8"))
         return [(s["kind"], s["id"].split("#")[0], s["conversations"][0]["value"]) for s in samples]
 
-    listed = lambda image_id: q.with_candidates("", table["train"].get(image_id)
-                                                or table["test"][image_id])[:-1]
+    def listed(image_id):
+        return q.with_candidates("", table["train"].get(image_id) or table["test"][image_id])[:-1]
+
     seen = {"with": 0, "without": 0, "refusal": 0}
     for kind, image_id, first in firsts(True, "train"):
         if kind == "unanswerable":

@@ -11,11 +11,19 @@ from hypothesis import strategies as st
 
 from data_gen import released
 from data_gen.dataset import load_dataset_dir
-from ial_core.errors import DataError, SkipReport
-from data_gen.released import (ReleasedAnnotations, detect_order, heading_from_name, main,
-                               parse_canonical, read_released_annotations, read_utm_coordinates,
-                               released_to_dataset, utm_crs)
+from data_gen.released import (
+    ReleasedAnnotations,
+    detect_order,
+    heading_from_name,
+    main,
+    parse_canonical,
+    read_released_annotations,
+    read_utm_coordinates,
+    released_to_dataset,
+    utm_crs,
+)
 from data_gen.schema import COLUMNS, COORDINATE_COLUMNS, SCHEMA_VERSION
+from ial_core.errors import DataError, SkipReport
 
 # Pittsburgh-like entries: (image, caption, verbose, canonical), UTM 17N positions near Oakland/Downtown
 ENTRIES = [
@@ -159,7 +167,7 @@ def test_not_a_dict_and_bad_values(tmp_path):
 def test_non_utf8_names_key(tmp_path):
     good = json.dumps({"000/a.jpg": list(ENTRIES[0][1:])})[1:-1]
     raw = ('{' + good + ', "000/b.jpg": ["caf').encode() + b"\xe9" + (
-        '", "located in Oakland, on Forbes Ave", "Forbes Ave & Craig St, Oakland"]}').encode()
+        b'", "located in Oakland, on Forbes Ave", "Forbes Ave & Craig St, Oakland"]}')
     path = tmp_path / "latin1.json"
     path.write_bytes(raw)
     with pytest.raises(DataError, match=r"latin1\.json, item '000/b\.jpg': .*not valid UTF-8"):

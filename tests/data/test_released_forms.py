@@ -12,13 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data_gen.dataset import load_dataset_dir
-from ial_core.errors import DataError, SkipReport
 from data_gen.released import main, read_released_annotations, released_to_dataset
-from data_gen.released_annotations import (FORM_AMPERSAND, FORM_PARENTHESES, FORM_STREET,
-                                           parse_canonical_form)
+from data_gen.released_annotations import FORM_AMPERSAND, FORM_PARENTHESES, FORM_STREET, parse_canonical_form
 from data_gen.released_mat import read_mat_coordinates
 from data_gen.released_sfxl import parse_sfxl_name, read_sfxl_names, zone_crs
 from helpers.released import PAREN, SF, make_pitts, make_sf, sfxl_name
+from ial_core.errors import DataError, SkipReport
+
+
 def _write(path, data):
     path.write_text(json.dumps(data), encoding="utf-8")
     return path

@@ -9,6 +9,7 @@ import pytest
 from addressclip import train as train_mod
 from data_gen.released import released_to_dataset
 from helpers.released import AMP, PAREN, make_pitts, make_sf
+
 pytestmark = pytest.mark.slow
 
 ARGS = ["--epochs", "1", "--batch-size", "8", "--workers", "0", "--progress", "false", "--log-every", "1"]

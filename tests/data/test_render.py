@@ -9,8 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from data_gen.render import DEFAULT_SIZE, RenderedView, ViewSpec, render_view, view_mode
-from data_gen.render import atmosphere, style
+from data_gen.render import DEFAULT_SIZE, RenderedView, ViewSpec, atmosphere, render_view, style, view_mode
 from data_gen.render.caption import ROOF_WORDS
 from data_gen.render.nuisance import make_nuisance
 from data_gen.render.style import landmark_in_bucket, street_style

@@ -21,7 +21,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-
 from eval.backends.base import DEFAULT_PROMPT
 
 PITTSBURGH = {
@@ -41,9 +40,15 @@ CHAT_TEMPLATE = (
 def build_tiny_llava(path: Path, *, answer: str | None = None, seed: int = 0) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor,
-                              PreTrainedTokenizerFast)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     specials = ["<pad>", "<s>", "</s>", "<unk>", "<image>"]
     words = list(dict.fromkeys(f"USER: ASSISTANT: {DEFAULT_PROMPT} {answer or ''} The address of "
@@ -154,7 +159,7 @@ class FakeChatServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeChatServer":
+    def __enter__(self) -> FakeChatServer:
         self.thread.start()
         return self
 

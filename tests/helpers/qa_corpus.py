@@ -28,7 +28,7 @@ PITTSBURGH_GAZETTEER = {
                   "Squirrel Hill", "Lawrenceville", "Bloomfield", "North Shore"],
 }
 
-A, P, O, R, V = "address", "partial", "other_city", "refusal", "vague"
+A, P, O, R, V = "address", "partial", "other_city", "refusal", "vague"  # noqa: E741 - one letter a kind
 
 PITTSBURGH = [
     # ---- GPT-4V-style prose ------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 
-
 @pytest.fixture(scope="session")
 def trained_run(synthetic_dataset, tmp_path_factory):
     from addressclip import train as train_mod

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from llava_ial.testing import cached_tiny_stack, torch_threads
 from helpers.synthetic import make_synthetic_dataset
+from llava_ial.testing import cached_tiny_stack, torch_threads
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     with torch_threads(1):

@@ -9,7 +9,6 @@ import pytest
 import torch
 from safetensors import safe_open
 
-
 from llava_ial.compose import ComposeConfig, ComposeError, compose_to_dir
 from llava_ial.layout import read_meta
 from llava_ial.template import IMAGE_TOKEN, TURN_END, user_message

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-
-from llava_ial.data import (IGNORE_INDEX, Collator, ConversationDataset, SampleError,
-                            tokenize_samples)
+from llava_ial.data import IGNORE_INDEX, Collator, ConversationDataset, SampleError, tokenize_samples
 from llava_ial.template import TURN_END, llava_to_messages
 
 

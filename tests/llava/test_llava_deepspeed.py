@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-
+from ial_core.launch import free_port
 from llava_ial import train
 from llava_ial.layout import read_meta
 
@@ -26,12 +25,6 @@ REPO = Path(__file__).resolve().parents[2]
 STEPS = ["--max_steps", "3", "--per_device_train_batch_size", "4", "--report_to", "none",
          "--save_strategy", "no", "--disable_tqdm", "True", "--dataloader_num_workers", "0",
          "--logging_steps", "1"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_finetune_script(env: dict, args: list[str]) -> str:

@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from ial_core.files import atomic_dir
-from llava_ial.layout import (LayoutError, checkpoint_keys, checkpoint_name, read_meta,
-                              write_meta, write_weights)
+from llava_ial.layout import (
+    LayoutError,
+    checkpoint_keys,
+    checkpoint_name,
+    read_meta,
+    write_meta,
+    write_weights,
+)
 
 
 def test_checkpoint_names_are_the_llava_hf_layout():

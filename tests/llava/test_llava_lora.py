@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
-
 
 from llava_ial import export, train
 from llava_ial.inference import load_for_inference

@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-
 from llava_ial import export, train
 from llava_ial.compose import ComposeConfig, compose, compose_to_dir
 from llava_ial.config import parse_args
@@ -157,6 +156,7 @@ def test_model_max_length_fits_a_real_towers_image_tokens(stack):
 
 def test_compose_refuses_an_lm_vllm_cannot_serve(stack, tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
+
     from llava_ial.compose import ComposeError
     _, st = stack
     lm = tmp_path / "gpt2"
@@ -188,6 +188,7 @@ def test_a_float32_projector_loads_into_a_bf16_model(stack, tmp_path):
     """A pretrain run's float32 projector into a model loaded in bf16 (--bf16 under ZeRO-3): the copy
     is exact up to the one rounding into bf16, and that must pass the load check."""
     from safetensors.torch import save_file
+
     from llava_ial.model import load_llava, load_projector, projector_state_dict
     _, st = stack
     state = {k: v + 1e-3 * torch.randn_like(v) for k, v in

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-
 from llava_ial import train
 from llava_ial.compose import ComposeConfig, compose_to_dir
 from llava_ial.inference import answer, load_for_inference, read_image

@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 
-
 from llava_ial import chat, export, train
 from llava_ial.config import parse_args
 from llava_ial.inference import DEFAULT_QUESTION, load_for_inference
@@ -163,6 +162,7 @@ def test_refused_combinations(stack, tmp_path):
 
 def test_projector_from_another_model_is_refused(stack, tmp_path):
     from safetensors.torch import save_file
+
     from llava_ial.layout import LayoutError
     from llava_ial.model import load_projector
     _, st = stack

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers.synthetic import make_synthetic_dataset
-
 from eval.backends.base import DEFAULT_PROMPT
+from helpers.synthetic import make_synthetic_dataset
+from ial_core.launch import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -97,12 +96,6 @@ def export_dir(tmp_path_factory):
     return dataset, root / "export"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _tail(path: Path, n: int = 60) -> str:
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -149,7 +142,7 @@ def test_vllm_server_answers_like_transformers(vllm_python, export_dir, tmp_path
     from eval.references import from_dataset
 
     dataset, model_dir = export_dir
-    port, log = _free_port(), tmp_path / "server.log"
+    port, log = free_port(), tmp_path / "server.log"
     inherited = {k: v for k, v in os.environ.items() if k not in SCRIPT_SETTINGS}
     # VLLM_CPU: the CPU build even where nvidia-smi exists (the CUDA `vllm` is not what CI installs)
     env = {**inherited, "VLLM_PYTHON": str(vllm_python), "VLLM_CPU": "1", "PORT": str(port),

@@ -19,6 +19,8 @@ from eval.backends.openai import OpenAIBackend, OpenAIOptions
 from eval.config import QAEvalConfig
 from eval.runner import run_backend
 from helpers.qa import FakeChatServer
+
+
 @pytest.fixture
 def images(tmp_path):
     """Eight small images (JPEG, one PNG), each a different colour, keyed by id."""

@@ -183,6 +183,7 @@ def test_flaky_server_then_rerun_asks_only_for_the_missing(tmp_path, pittsburgh_
         return ("ok", "Fifth Avenue, Downtown, Pittsburgh")
 
     import base64
+
     from eval.backends.openai import jpeg_bytes
     urls = ["data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(tmp_path / "img" / f"{k}.jpg"))
             .decode() for k in TRUTH]

@@ -11,6 +11,7 @@ from PIL import Image
 from eval.backends.base import DEFAULT_PROMPT, BackendError, Item
 from eval.backends.hf import HFBackend, HFOptions
 from helpers.qa import build_tiny_llava
+
 pytestmark = pytest.mark.slow
 
 

@@ -13,6 +13,7 @@ import pytest
 from eval.address_parser import AddressParser
 from eval.gazetteer import Gazetteer
 from helpers.qa_corpus import HELSINKI, PITTSBURGH, PITTSBURGH_GAZETTEER
+
 MIN_PRECISION, MIN_RECALL = 0.995, 0.97
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from eval.address_parser import KINDS, AddressParser
 from eval.gazetteer import Gazetteer
 from helpers.qa import PITTSBURGH
+
 GAZ = Gazetteer(city=PITTSBURGH["city"], streets=PITTSBURGH["streets"] + ["Aleksanterinkatu",
                                                                           "Yrjö-Koskisen katu"],
                 districts=PITTSBURGH["districts"] + ["Kluuvi"], city_aliases=["Pgh"])

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from ial_core.errors import DataError
 from eval.address_parser import AddressParser
 from eval.gazetteer import Gazetteer
 from eval.normalize import compact
 from eval.place_model import PlaceModel
 from eval.places import world_places
+from ial_core.errors import DataError
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from ial_core.errors import DataError
 from data_gen.questions import DESIGN_QUESTION, HELDOUT_ADDRESS_QUESTIONS
 from eval.backends.base import Backend, Item, Result
 from eval.config import QAEvalConfig
 from eval.qa_eval import item_prompts
 from eval.runner import run_backend
+from ial_core.errors import DataError
 
 
 class EchoBackend(Backend):
@@ -79,6 +79,7 @@ def test_candidates_precede_each_items_question(tmp_path):
 
 def test_street_level_candidates_keep_rank_and_drop_repeats():
     import numpy as np
+
     from addressclip.candidates import street_level
     streets = ["A", "A", "B", "C", "B"]
     districts = ["X", "X", "X", "Y", "Y"]

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ial_core.images import open_rgb
 from helpers.synthetic import make_synthetic_dataset
+from ial_core.images import open_rgb
+
 PRE = {"size": (32, 32), "mode": "RGB", "mean": (0.48145466, 0.4578275, 0.40821073),
        "std": (0.26862954, 0.26130258, 0.27577711), "interpolation": "bicubic",
        "resize_mode": "shortest", "fill_color": 0}

@@ -24,10 +24,11 @@ import time
 
 import pytest
 
-from ial_core.errors import DataError
 from eval.address_parser import KINDS, AddressParser
 from eval.gazetteer import Gazetteer
 from helpers.qa import PITTSBURGH
+from ial_core.errors import DataError
+
 GAZ = Gazetteer(city=PITTSBURGH["city"],
                 streets=PITTSBURGH["streets"] + ["Aleksanterinkatu", "Yrjö-Koskisen katu",
                                                  "Pohjoisesplanadi"],
@@ -271,7 +272,7 @@ def test_answers_reader_10k_lines(tmp_path):
     rng = random.Random(15)
     ids = [f"i{k}" for k in range(3000)]
     chunks = []
-    for n in range(ROWS):
+    for _ in range(ROWS):
         rec = {"id": rng.choice(ids + [7, None, "ghost"]),
                rng.choice(["answer", "answer", "error", "ans"]): rng.choice(
                    [answer(rng), {"street": "Grant Street"}, ["a", 1], None, 3.5, ""])}

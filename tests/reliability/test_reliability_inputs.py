@@ -26,10 +26,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ial_core.errors import DataError, SkipReport
 from data_gen.photos import check_image, read_gps_csv
-from ial_core.images import open_rgb
 from helpers.synthetic import make_synthetic_dataset
+from ial_core.errors import DataError, SkipReport
+from ial_core.images import open_rgb
+
 REPO = Path(__file__).resolve().parents[2]
 PRE = {"size": (32, 32), "mode": "RGB", "mean": (0.48145466, 0.4578275, 0.40821073),
        "std": (0.26862954, 0.26130258, 0.27577711), "interpolation": "bicubic",
@@ -249,6 +250,7 @@ def test_stage_one_refuses_rows_whose_image_leaves_the_dataset(tiny_dataset, tmp
     import shutil
 
     import datasets
+
     from addressclip.data import CandidateSet, IALImageDataset
     from data_gen.dataset import load_dataset_dir
     root = shutil.copytree(tiny_dataset, tmp_path / "data")
@@ -479,8 +481,8 @@ def test_hf_folder_with_only_a_pickle_is_refused(bin_only_llava, tmp_path):
 
 
 def test_lora_adapter_must_be_safetensors(tmp_path, evil):
-    from llava_ial.inference import load_for_inference
     from helpers.qa import build_tiny_llava
+    from llava_ial.inference import load_for_inference
     base = build_tiny_llava(tmp_path / "base")
     write, marker = evil
     adapter = tmp_path / "adapter"

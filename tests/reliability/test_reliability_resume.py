@@ -31,9 +31,9 @@ from safetensors.torch import load_file, save_file
 from addressclip import checkpoint as ckpt
 from addressclip import train as stage_one
 from addressclip.model import CheckpointError
+from helpers.synthetic import make_synthetic_dataset
 from llava_ial import train as stage_two
 from llava_ial.testing import cached_tiny_stack, torch_threads
-from helpers.synthetic import make_synthetic_dataset
 
 PARK = Path(__file__).resolve().parents[1] / "helpers" / "park_training.py"
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}

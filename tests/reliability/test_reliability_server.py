@@ -25,6 +25,7 @@ from eval.backends.base import DEFAULT_PROMPT, Item
 from eval.backends.openai import OpenAIBackend, OpenAIOptions, jpeg_bytes
 from eval.runner import run_backend
 from helpers.qa import FakeChatServer
+
 REPO = Path(__file__).resolve().parents[2]
 BAD = {"drop": ("drop",), "500": ("status", 500, "internal error"),
        "html": ("raw", b"<html>502 Bad Gateway</html>")}
