@@ -220,7 +220,7 @@ def test_script_rows_are_the_registry_rows():
     from pathlib import Path
 
     from addressclip.ablation import ROW_FLAGS
-    script = (Path(__file__).resolve().parents[1] / "scripts" / "ablate_addressclip.sh").read_text()
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "ablate_addressclip.sh").read_text()
     listed = re.search(r"^ROWS=\(\n(.*?)^\)", script, re.M | re.S).group(1)
     rows = [" ".join(line.strip().strip('"').split()) for line in listed.splitlines()]
     assert rows == [f"{name} {flags}" for name, flags in ROW_FLAGS.items()]
