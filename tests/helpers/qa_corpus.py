@@ -547,8 +547,8 @@ HELSINKI = [
     ("Hakaniemi market hall, Helsinki", None, None, None, P, True),
 ]
 
-# Written after the parser rules above were settled and scored once before any change (the first
-# score is in the closing note of issue 11): a check that the rules generalise.
+# Written after the parser rules above were settled, and scored once before any rule changed: a
+# check that the rules generalise to answers they were not written against.
 HELD_OUT_PITTSBURGH = [
     ("From the yellow bridges in the distance, I'd guess this is near the North Shore, maybe on "
      "a street leading to PNC Park.", None, None, "North Shore", P, False),

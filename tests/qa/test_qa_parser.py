@@ -1,5 +1,6 @@
-"""The answer parser on realistic answer styles: the poster's general-model answers against a small
-Pittsburgh gazetteer, LLaVA-IAL's own style, and the embedded Helsinki city's names."""
+"""The answer parser on realistic answer styles: the answers general models gave in the AddressCLIP
+authors' poster (Pittsburgh photos) against a small Pittsburgh gazetteer, LLaVA-IAL's own style,
+and the embedded Helsinki city's names."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def hel(helsinki_gazetteer):
     return AddressParser(helsinki_gazetteer)
 
 
-# ---- the poster's answers (seed/) --------------------------------------------------------------
+# ---- the answers printed in the AddressCLIP authors' poster ----------------------------------------
 
 def test_llava_ial_answers_give_street_district_and_city(pitt):
     p = pitt.parse("The address of this photo might be Grant Street, Downtown, Pittsburgh, PA, USA.")

@@ -1,4 +1,4 @@
-"""Seeded fuzzing (issue 7): 100k generated answers through the answer parser, and 10k generated
+"""Seeded fuzzing: 100k generated answers through the answer parser, and 10k generated
 rows through each annotation reader, with no unhandled exception.
 
 - Parser: every string parses to one of the documented kinds, never ``"error"`` (``parse`` turns

@@ -1,4 +1,4 @@
-"""Reliability against corrupt and hostile inputs (issue 7), one promise per test:
+"""Reliability against corrupt and hostile inputs, one promise per test:
 
 - corrupt rows and images give an error naming the file and row/id, or with ``skip`` (the
   builder's ``--skip-bad``) are skipped and counted; images in another mode or size are converted

@@ -1,4 +1,4 @@
-"""Reliability of serving (issue 7): the QA harness against a server that misbehaves per request, and
+"""Reliability of serving: the QA harness against a server that misbehaves per request, and
 the vLLM serving script's default bind address.
 
 test_qa_backends.py already checks each failure kind of the OpenAI backend on its own and a rerun
