@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ial_core.config import parse_config
+from ial_core.config import option, parse_config
 from ial_core.errors import DataError
 from ial_core.paths import resolve_in_root, safe_relative_path
 
@@ -52,3 +52,27 @@ def test_unknown_yaml_setting_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_config(_Settings, ["--config", str(cfg)])
     assert "unknown settings ['sead']" in capsys.readouterr().err
+
+
+@dataclass
+class _Switches:
+    progress: bool = option(True, "progress bar")
+    limit: int | None = option(None, "at most N")
+    batch_size: int = option(8, "batch")
+
+
+def test_one_boolean_spelling_none_for_optionals_and_dashed_aliases(capsys):
+    assert parse_config(_Switches, ["--progress", "false"]).progress is False
+    assert parse_config(_Switches, ["--progress"]).progress is True
+    assert parse_config(_Switches, ["--limit", "none"]).limit is None
+    assert parse_config(_Switches, ["--limit", "3", "--batch-size", "2"]) == _Switches(True, 3, 2)
+    with pytest.raises(SystemExit):          # the second spelling HfArgumentParser would add
+        parse_config(_Switches, ["--no_progress"])
+    assert "unrecognized arguments: --no_progress" in capsys.readouterr().err
+
+
+def test_explicit_names_only_what_the_file_or_the_flags_set(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("limit: 4\n")
+    got, explicit = parse_config(_Switches, ["--config", str(cfg), "--batch-size=3"], with_explicit=True)
+    assert got == _Switches(True, 4, 3) and explicit == {"limit", "batch_size"}
