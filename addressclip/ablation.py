@@ -42,6 +42,7 @@ import numpy as np
 
 from addressclip.losses import LOSS_TERMS
 from ial_core.config import option, parse_config, usage_error
+from ial_core.errors import exit_2_on
 from ial_core.files import write_text
 
 METRIC_KEYS = ("ssa@1", "ssa@5", "sa@1", "sa@5")   # as in addressclip.evaluate (no torch import here)
@@ -253,6 +254,7 @@ class AblationArgs:
                               "scripts/ablate_addressclip.sh trains) and exit")
 
 
+@exit_2_on(AblationError)
 def main(argv: list[str] | None = None) -> int:
     a = parse_config(AblationArgs, argv, prog="python -m addressclip.ablation",
                      description=__doc__.split("\n")[0], positional=["runs_dir"])
@@ -261,11 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.runs_dir is None:
         usage_error("python -m addressclip.ablation", "RUNS_DIR is required")
-    try:
-        text = table(Path(a.runs_dir), n_boot=a.bootstrap)
-    except AblationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if not Path(a.runs_dir).is_dir():
+        usage_error("python -m addressclip.ablation", f"{a.runs_dir}: no such folder")
+    text = table(Path(a.runs_dir), n_boot=a.bootstrap)
     write_text(Path(a.runs_dir) / "ablation.md", text)
     print(text, end="")
     return 0

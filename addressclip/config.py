@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,43 +270,24 @@ def validate(cfg: Config) -> None:
         raise ConfigError("workers must be >= 0")
 
 
-def _config_file(argv: list[str]) -> Path | None:
-    """The ``--config`` value of ``argv``, if any."""
-    for i, token in enumerate(argv):
-        if token == "--config" and i + 1 < len(argv):
-            return Path(argv[i + 1])
-        if token.startswith("--config="):
-            return Path(token.split("=", 1)[1])
-    return None
-
-
-def check_config_file(path: Path) -> None:
-    """Check a ``--config`` file against the sections before parsing, for errors naming the file
-    and the setting (``unknown key optim.learning_rate``, ``optim.epochs must be int``)."""
+def read_config_file(path: Path) -> dict[str, typing.Any]:
+    """The settings of a ``--config`` file, checked against the sections and typed, as a flat
+    ``{field: value}``; errors name the file and the setting (``unknown key optim.learning_rate``,
+    ``optim.epochs must be int``)."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    apply_nested(Config(), yaml.safe_load(path.read_text(encoding="utf-8")) or {}, source=str(path))
-
-
-def _typed(cfg: Config) -> None:
-    """Give every value its field's type (YAML reads ``gamma: 0`` as an int, ``2.4e-5`` as text)."""
-    for sec, cls in SECTIONS.items():
-        obj = getattr(cfg, sec)
-        for name, tp in _field_types(cls).items():
-            setattr(obj, name, _coerce(getattr(obj, name), tp, f"{sec}.{name}", "command line"))
+    cfg = Config()
+    names = apply_nested(cfg, yaml.safe_load(path.read_text(encoding="utf-8")) or {}, source=str(path))
+    return {name: getattr(getattr(cfg, _FIELD_SECTION[name]), name) for name in names}
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, set[str]]:
     """Config from YAML + flags + model defaults, and the set of field names the user set."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    path = _config_file(argv)
-    if path is not None:
-        check_config_file(path)
-    sections, explicit = parse_config(SECTIONS.values(), argv, sections=SECTIONS, with_explicit=True,
+    sections, explicit = parse_config(SECTIONS.values(), argv, with_explicit=True,
+                                      read_settings=read_config_file,
                                       prog="python -m addressclip.train",
                                       description="Train AddressCLIP (image-address alignment).")
     cfg = Config(**dict(zip(SECTIONS, sections)))
-    _typed(cfg)
     fill_model_defaults(cfg)
     validate(cfg)
     return cfg, explicit

@@ -56,7 +56,7 @@ from addressclip.model import (
 from addressclip.precision import autocast, grad_scaler, resolve_precision
 from addressclip.scheduler import lr_at, set_lr
 from data_gen.dataset import load_dataset_dir
-from ial_core.errors import DataError
+from ial_core.errors import DataError, exit_2_on
 from ial_core.files import write_text
 
 log = logging.getLogger("addressclip.train")
@@ -343,6 +343,7 @@ def train(cfg: Config, explicit: set[str], env: DistEnv) -> dict:
     return {**result, "steps": step, "seconds": elapsed, "stopped": False}
 
 
+@exit_2_on(ConfigError)        # a bad --config file or value: the message, no traceback
 def main(argv: list[str] | None = None) -> int:
     cfg, explicit = parse_args(argv)
     env = init_distributed(cfg.run.device)

@@ -109,7 +109,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def browser_round_trips(state, paths) -> list[float]:
     import os
-    import socket
     import tempfile
     os.environ.setdefault("SE_OFFLINE", "true")
     from selenium import webdriver
@@ -119,9 +118,8 @@ def browser_round_trips(state, paths) -> list[float]:
     from selenium.webdriver.support.ui import WebDriverWait
 
     from ial_app.app import build_app, launch
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from ial_core.launch import free_port
+    port = free_port()
     demo = build_app(state)
     launch(demo, state, port=port, block=False)
     opts = Options()

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ial_core.config import option, parse_config
+from ial_core.config import option, parse_config, usage_error
 
 
 def build_state(model: str, *, data: str | None = None, n_examples: int = 8, llava: str | None = None,
@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_config(AppConfig, argv, prog="python -m ial_app",
                      description="The IAL web app (Gradio).")
     if a.llava and a.llava_server:
-        print("python -m ial_app: error: give --llava or --llava_server, not both", file=sys.stderr)
-        return 2
+        usage_error("python -m ial_app", "give --llava or --llava_server, not both")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     state = build_state(a.model, data=a.data, n_examples=a.examples, llava=a.llava,
                         llava_server=a.llava_server, llava_model=a.llava_model,

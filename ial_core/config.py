@@ -19,7 +19,7 @@ import dataclasses
 import sys
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
 from typing import Any
@@ -152,13 +152,16 @@ def _explicit_flags(parser, argv: Sequence[str]) -> set[str]:
 
 def parse_config(classes, argv: Sequence[str] | None = None, *, description: str = "",
                  prog: str | None = None, sections: Mapping[str, type] | None = None,
-                 with_explicit: bool = False, positional: Sequence[str] = ()) -> Any:
+                 with_explicit: bool = False, positional: Sequence[str] = (),
+                 read_settings: Callable[[Path], dict] | None = None) -> Any:
     """Parse ``argv`` (default: sys.argv) into ``classes``: one dataclass, or a sequence of them
     (then a tuple, one instance each). ``--config`` names a YAML file of defaults; the fields named
     in ``positional`` are given without a flag (``prog IMAGE...``).
 
     ``with_explicit`` also returns the set of field names the YAML file or the flags set (what a
-    resumed run must not take from its saved configuration)."""
+    resumed run must not take from its saved configuration). ``read_settings(path)`` replaces the
+    reading of the ``--config`` file: it returns the flat, typed ``{field: value}`` it holds and
+    raises on bad content (for checks and messages of the caller's own file layout)."""
     single = isinstance(classes, type)
     classes = [classes] if single else list(classes)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -166,7 +169,8 @@ def parse_config(classes, argv: Sequence[str] | None = None, *, description: str
     known, _ = parser.parse_known_args(argv)
     from_yaml = {}
     if known.config is not None:
-        from_yaml = read_yaml_settings(known.config, classes, parser, sections=sections)
+        from_yaml = (read_settings(known.config) if read_settings is not None else
+                     read_yaml_settings(known.config, classes, parser, sections=sections))
         parser.set_defaults(**from_yaml)
     namespace = vars(parser.parse_args(argv))
     namespace.pop("config")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 
 import pytest
@@ -19,6 +18,7 @@ from eval.backends.openai import OpenAIBackend, OpenAIOptions
 from eval.config import QAEvalConfig
 from eval.runner import run_backend
 from helpers.qa import FakeChatServer
+from ial_core.launch import free_port
 
 
 @pytest.fixture
@@ -107,9 +107,7 @@ def _key(ids, wanted):
 
 
 def test_unreachable_server_is_an_error_per_item(images):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]          # closed again: nothing listens there
+    port = free_port()          # closed again: nothing listens there
     backend = OpenAIBackend("m", max_tokens=8,
                             options=_options(f"http://127.0.0.1:{port}/v1", max_retries=1))
     t0 = time.perf_counter()
